@@ -1,0 +1,41 @@
+"""ament_python package definition.
+
+Build-time model export: when DEPTH_ANYTHING_MODELS is set, the install step exports
+those models into share/depth_anything_ros/models (see depth_anything_ros/model/build_hook.py).
+Unset, the build never touches torch or the network.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "depth_anything_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*", "benchmarks", "benchmarks.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+    ],
+    install_requires=["setuptools", "numpy", "openvino>=2024.0", "opencv-python-headless", "pyyaml"],
+    extras_require={
+        "export": ["torch", "onnx", "onnxscript", "nncf"],
+        "test": ["pytest", "hypothesis", "onnxruntime"],
+    },
+    zip_safe=True,
+    maintainer="depth_anything_ros maintainers",
+    maintainer_email="maintainers@depth-anything-ros.invalid",
+    description="Depth Anything V2 on OpenVINO for ROS 2: metric depth, colorized depth, point clouds.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            f"depth_anything_node = {PACKAGE}.node:main",
+            f"depth_anything_export = {PACKAGE}.model.cli:main",
+            f"depth_anything_infer = {PACKAGE}.infer_cli:main",
+        ],
+    },
+)
