@@ -1,0 +1,197 @@
+"""OpenVINO inference for Depth Anything V2 IRs: camera u8 image in, depth map out.
+
+No ROS and no torch here, so the node, the standalone CLI and the benchmarks share it.
+Preprocessing (colour order, bicubic resize, ImageNet normalisation) and the bilinear
+resize back to the output size are compiled into the graph for the camera's size, so one
+``infer`` call is one OpenVINO request with u8 in and final depth out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import openvino.opset13 as ops
+from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
+
+from .metadata import RT_INFO_SECTION, MetadataError, ModelMetadata
+
+BUILD_HINT = ("build one with: depth_anything_export --encoder vits --metric indoor "
+              "--checkpoint depth_anything_v2_metric_hypersim_vits.pth --image-size 480x640 "
+              "--output <folder>/vits_indoor.xml (README: 'Export models')")
+DEFAULT_CACHE = Path.home() / ".cache" / "depth_anything_ros" / "ov_cache"
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be used; the message says what to do about it."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model_path: str
+    device: str = "CPU"
+    performance_hint: str = "LATENCY"     # LATENCY | THROUGHPUT
+    inference_precision: str = ""         # "" = device default (bf16 on AMX), f32, bf16, f16
+    cache_dir: str = ""                   # "" = ~/.cache/depth_anything_ros/ov_cache, "none" = off
+    num_streams: int = 0                  # 0 = plugin default for the hint
+    num_threads: int = 0                  # 0 = plugin default
+    allow_cpu_fallback: bool = False
+
+
+def resolve_model_path(path: str) -> Path:
+    """A file, or a folder holding exactly one IR (the package's installed models folder)."""
+    candidate = Path(path).expanduser()
+    if candidate.is_dir():
+        found = sorted(candidate.glob("*.xml"))
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise ModelLoadError(f"no model (.xml) in {candidate}; {BUILD_HINT}")
+        names = ", ".join(p.name for p in found)
+        raise ModelLoadError(f"{candidate} holds several models ({names}); "
+                             "set model_path to one of them")
+    if not candidate.is_file():
+        raise ModelLoadError(f"model file {candidate} does not exist; {BUILD_HINT}")
+    if candidate.suffix != ".xml":
+        raise ModelLoadError(f"{candidate} is not an OpenVINO IR (.xml); {BUILD_HINT}")
+    if not candidate.with_suffix(".bin").is_file():
+        raise ModelLoadError(f"{candidate.with_suffix('.bin')} (the IR's weights) is missing; "
+                             "copy it beside the .xml or re-export")
+    return candidate
+
+
+def read_metadata(model: ov.Model, path: Path) -> ModelMetadata:
+    if not model.has_rt_info([RT_INFO_SECTION]):
+        raise ModelLoadError(
+            f"{path} has no '{RT_INFO_SECTION}' metadata (encoder, depth_type, max_depth, "
+            f"input_height, input_width): it was not made by depth_anything_export; {BUILD_HINT}")
+    section = model.get_rt_info()[RT_INFO_SECTION]
+    values = {key: str(section[key].astype(str)) for key in section}
+    try:
+        return ModelMetadata.from_rt_info(values)
+    except MetadataError as exc:
+        raise ModelLoadError(f"{path}: {exc}") from exc
+
+
+class DepthEngine:
+    """One IR, compiled lazily per (input size, colour order, output size)."""
+
+    def __init__(self, config: EngineConfig, core: ov.Core | None = None) -> None:
+        self.config = config
+        self.model_path = resolve_model_path(config.model_path)
+        self.core = core or ov.Core()
+        try:
+            self._model = self.core.read_model(str(self.model_path))
+        except RuntimeError as exc:
+            raise ModelLoadError(f"cannot read {self.model_path} as an OpenVINO IR "
+                                 f"({str(exc).splitlines()[0]}); {BUILD_HINT}") from exc
+        self.metadata = read_metadata(self._model, self.model_path)
+        self.device_name = self._pick_device(config.device, config.allow_cpu_fallback)
+        cache = config.cache_dir or str(DEFAULT_CACHE)
+        if cache.lower() != "none":
+            os.makedirs(cache, exist_ok=True)
+            self.core.set_property({"CACHE_DIR": cache})
+        self._compiled: dict[tuple, ov.CompiledModel] = {}
+        self._requests: dict[tuple, ov.InferRequest] = {}
+
+    @property
+    def network_size(self) -> tuple[int, int]:
+        return self.metadata.input_height, self.metadata.input_width
+
+    def _pick_device(self, device: str, allow_cpu_fallback: bool) -> str:
+        available = self.core.available_devices
+        base = device.split(":")[0].split(".")[0]
+        if base in ("AUTO", "MULTI", "HETERO") or any(d.startswith(base) for d in available):
+            return device
+        if allow_cpu_fallback:
+            return "CPU"
+        raise ModelLoadError(f"device '{device}' is not available; OpenVINO sees "
+                             f"{', '.join(available) or 'no devices'} (set device to one of "
+                             "them, or allow_cpu_fallback: true)")
+
+    def compile_properties(self) -> dict[str, str]:
+        cfg = self.config
+        props = {"PERFORMANCE_HINT": cfg.performance_hint}
+        if cfg.inference_precision:
+            props["INFERENCE_PRECISION_HINT"] = cfg.inference_precision
+        if cfg.num_streams:
+            props["NUM_STREAMS"] = str(cfg.num_streams)
+        if cfg.num_threads and self.device_name == "CPU":
+            props["INFERENCE_NUM_THREADS"] = str(cfg.num_threads)
+        return props
+
+    def build_graph(self, height: int, width: int, order: str,
+                    output_size: tuple[int, int]) -> ov.Model:
+        """The IR with u8 HxWx3 input, in-graph preprocessing and resized output."""
+        meta = self.metadata
+        model = self._model.clone()
+        ppp = PrePostProcessor(model)
+        step = ppp.input()
+        step.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
+            .set_shape([1, height, width, 3]) \
+            .set_color_format(ColorFormat.BGR if order == "bgr" else ColorFormat.RGB)
+        step.model().set_layout(ov.Layout("NCHW"))
+        # Resize in float after /255 as upstream does, so bicubic overshoot is kept.
+        step.preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB) \
+            .resize(ResizeAlgorithm.RESIZE_CUBIC, meta.input_height, meta.input_width) \
+            .mean([255.0 * m for m in meta.mean]).scale([255.0 * s for s in meta.std])
+        model = ppp.build()
+        return self._resize_output(model, output_size)
+
+    @staticmethod
+    def _resize_output(model: ov.Model, size: tuple[int, int]) -> ov.Model:
+        """Append upstream's bilinear, align_corners resize of (1,h,w) to ``size``."""
+        result = model.get_results()[0]
+        depth = result.input_value(0)
+        planes = ops.unsqueeze(depth, ops.constant(np.array([1], np.int64)))
+        resized = ops.interpolate(
+            planes, ops.constant(np.array(size, np.int64)), mode="linear",
+            shape_calculation_mode="sizes", coordinate_transformation_mode="align_corners",
+            axes=ops.constant(np.array([2, 3], np.int64)))
+        out = ops.squeeze(resized, ops.constant(np.array([0, 1], np.int64)))
+        out.output(0).get_tensor().set_names({"depth"})
+        return ov.Model([ops.result(out)], model.get_parameters(), "depth_anything")
+
+    def compiled(self, height: int, width: int, order: str = "bgr",
+                 output_size: tuple[int, int] | None = None) -> ov.CompiledModel:
+        if order not in ("bgr", "rgb"):
+            raise ValueError(f"order must be 'bgr' or 'rgb', got {order!r}")
+        key = (height, width, order, output_size or (height, width))
+        if key not in self._compiled:
+            graph = self.build_graph(height, width, order, key[3])
+            try:
+                self._compiled[key] = self.core.compile_model(graph, self.device_name,
+                                                              self.compile_properties())
+            except RuntimeError as exc:
+                raise ModelLoadError(f"cannot compile {self.model_path.name} on "
+                                     f"{self.device_name}: {str(exc).splitlines()[0]}") from exc
+        return self._compiled[key]
+
+    def warmup(self, height: int, width: int, order: str = "bgr",
+               output_size: tuple[int, int] | None = None) -> None:
+        self.infer(np.zeros((height, width, 3), np.uint8), order, output_size)
+
+    def request(self, height: int, width: int, order: str = "bgr",
+                output_size: tuple[int, int] | None = None) -> ov.InferRequest:
+        key = (height, width, order, output_size)
+        if key not in self._requests:
+            self._requests[key] = self.compiled(height, width, order, output_size) \
+                .create_infer_request()
+        return self._requests[key]
+
+    def infer(self, pixels: np.ndarray, order: str = "bgr",
+              output_size: tuple[int, int] | None = None) -> np.ndarray:
+        """(H,W,3) uint8 -> float32 depth of ``output_size`` (default: the image size).
+
+        Metres for metric models, relative inverse depth for relative ones. The returned
+        array is owned by the caller (copied out of the request's buffer).
+        """
+        if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+            raise ValueError(f"expected (H,W,3) uint8, got {pixels.shape} {pixels.dtype}")
+        height, width = pixels.shape[:2]
+        request = self.request(height, width, order, output_size)
+        request.infer({0: np.ascontiguousarray(pixels)[None]})
+        return request.get_output_tensor(0).data.copy()

@@ -1,0 +1,23 @@
+"""Synthetic camera scenes (floor, wall, boxes, texture) for calibration and node tests."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def scene(seed: int, height: int = 480, width: int = 640) -> np.ndarray:
+    """A BGR u8 indoor-like scene: perspective floor gradient, a wall, random boxes, noise."""
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    wall = np.array(rng.uniform(90, 200, 3), np.float32)
+    floor = np.array(rng.uniform(40, 140, 3), np.float32)
+    horizon = rng.uniform(0.35, 0.6)
+    image = np.where(rows < horizon, wall, floor * (0.6 + 0.6 * rows))
+    image = np.broadcast_to(image, (height, width, 3)).copy()
+    for _ in range(int(rng.integers(3, 7))):
+        x0, y0 = int(rng.integers(0, width - 60)), int(rng.integers(0, height - 60))
+        x1, y1 = x0 + int(rng.integers(30, 200)), y0 + int(rng.integers(30, 200))
+        cv2.rectangle(image, (x0, y0), (x1, y1), rng.uniform(0, 255, 3).tolist(), -1)
+    image += rng.normal(0, 6, image.shape).astype(np.float32)
+    return np.clip(image, 0, 255).astype(np.uint8)
