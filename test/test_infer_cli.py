@@ -1,0 +1,46 @@
+"""The standalone CLI writes what the engine computes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+from depth_anything_ros.engine import DepthEngine, EngineConfig
+from scenes import scene
+
+
+def test_cli_writes_depth_colour_and_cloud(small_metric_ir, tmp_path):
+    image = scene(3, 120, 160)
+    cv2.imwrite(str(tmp_path / "in.png"), image)
+    out = {name: tmp_path / name for name in ("depth.npy", "depth.png", "cloud.ply")}
+    result = subprocess.run(
+        [sys.executable, "-m", "depth_anything_ros.infer_cli", "--model", str(small_metric_ir),
+         "--image", str(tmp_path / "in.png"), "--depth-npy", str(out["depth.npy"]),
+         "--output", str(out["depth.png"]), "--ply", str(out["cloud.ply"]), "--fov", "70",
+         "--inference-precision", "f32"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    depth = np.load(out["depth.npy"])
+    expected = DepthEngine(EngineConfig(str(small_metric_ir), inference_precision="f32",
+                                        cache_dir="none")).infer(image)
+    assert depth.shape == (120, 160) and depth.dtype == np.float32
+    np.testing.assert_allclose(depth, expected, rtol=1e-5)
+    assert cv2.imread(str(out["depth.png"])).shape == (120, 160, 3)
+    ply = out["cloud.ply"].read_bytes()
+    header, _, body = ply.partition(b"end_header\n")
+    assert b"element vertex 19200" in header and len(body) == 19200 * 15
+    vertices = np.frombuffer(body, dtype=[("xyz", "<f4", 3), ("rgb", "u1", 3)])
+    np.testing.assert_allclose(vertices["xyz"][:, 2], depth.ravel(), rtol=1e-6)
+    np.testing.assert_array_equal(vertices["rgb"], image.reshape(-1, 3)[:, ::-1])
+
+
+def test_cli_reports_missing_model(tmp_path):
+    cv2.imwrite(str(tmp_path / "in.png"), scene(0, 120, 160))
+    result = subprocess.run(
+        [sys.executable, "-m", "depth_anything_ros.infer_cli", "--model",
+         str(tmp_path / "none.xml"), "--image", str(tmp_path / "in.png")],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "depth_anything_export" in result.stderr
+    assert "Traceback" not in result.stderr
