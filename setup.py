@@ -5,11 +5,27 @@ those models into share/depth_anything_ros/models (see depth_anything_ros/model/
 Unset, the build never touches torch or the network.
 """
 
+import os
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.install import install
 
 PACKAGE = "depth_anything_ros"
+
+
+class InstallWithModels(install):
+    """Creates share/<pkg>/models (the node's default model_path) and fills it on request."""
+
+    def run(self) -> None:
+        super().run()
+        models = Path(self.install_data) / "share" / PACKAGE / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        listed = os.environ.get("DEPTH_ANYTHING_MODELS", "").strip()
+        if listed:
+            from depth_anything_ros.model.build_hook import export_listed
+            export_listed(listed, models)
 
 setup(
     name=PACKAGE,
@@ -26,6 +42,7 @@ setup(
         "export": ["torch", "onnx", "onnxscript", "nncf"],
         "test": ["pytest", "hypothesis", "onnxruntime"],
     },
+    cmdclass={"install": InstallWithModels},
     zip_safe=True,
     maintainer="depth_anything_ros maintainers",
     maintainer_email="maintainers@depth-anything-ros.invalid",

@@ -1,0 +1,103 @@
+"""Export models during ``colcon build`` when, and only when, DEPTH_ANYTHING_MODELS asks.
+
+A build must never download by surprise: with the variable unset nothing here runs beyond
+creating the (empty) models folder. Listing a model is the explicit request; checkpoints
+come from DEPTH_ANYTHING_CHECKPOINTS (a folder holding the official file names) when set,
+else from Hugging Face.
+
+Spec grammar, comma or space separated: ``ENCODER[-metric-indoor|-metric-outdoor][@HxW][:PRECISION]``
+e.g. ``vits-metric-indoor@480x640`` (HxW is the camera size; default network 518x518).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..metadata import METRIC_MAX_DEPTH
+from ..sizing import DEFAULT_SIDE, network_size, parse_hw
+from .configs import ENCODERS
+
+SPEC = re.compile(r"(?P<encoder>vit[sblg])(?:-metric-(?P<metric>indoor|outdoor))?"
+                  r"(?:@(?P<size>\d+x\d+))?(?::(?P<precision>fp32|fp16|int8))?")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    encoder: str
+    metric: str | None
+    camera_size: tuple[int, int] | None
+    precision: str
+
+    @property
+    def network_size(self) -> tuple[int, int]:
+        return network_size(*self.camera_size) if self.camera_size else (DEFAULT_SIDE, DEFAULT_SIDE)
+
+    @property
+    def file_name(self) -> str:
+        kind = f"metric_{self.metric}" if self.metric else "relative"
+        height, width = self.network_size
+        return f"{self.encoder}_{kind}_{height}x{width}_{self.precision}.xml"
+
+
+def parse_specs(text: str) -> list[ModelSpec]:
+    specs = []
+    for token in re.split(r"[,\s]+", text.strip()):
+        if not token:
+            continue
+        match = SPEC.fullmatch(token)
+        if not match:
+            raise ValueError(f"DEPTH_ANYTHING_MODELS entry {token!r} is not "
+                             "ENCODER[-metric-indoor|-metric-outdoor][@HxW][:fp32|fp16|int8], "
+                             "e.g. vits-metric-indoor@480x640")
+        size = parse_hw(match["size"]) if match["size"] else None
+        specs.append(ModelSpec(match["encoder"], match["metric"], size,
+                               match["precision"] or "fp16"))
+    return specs
+
+
+def already_built(xml: Path, checkpoint_sha256: str) -> bool:
+    if not xml.is_file() or not xml.with_suffix(".bin").is_file():
+        return False
+    import openvino as ov
+
+    from ..engine import ModelLoadError, read_metadata
+    try:
+        meta = read_metadata(ov.Core().read_model(str(xml)), xml)
+    except (ModelLoadError, RuntimeError):
+        return False
+    return meta.checkpoint_sha256 == checkpoint_sha256
+
+
+def export_listed(text: str, models_dir: Path) -> list[Path]:
+    """Export every listed model into ``models_dir``; skip those built from the same file."""
+    from .checkpoint import build_model, download_checkpoint, sha256_of
+    from .export import ExportRequest, export_model
+
+    specs = parse_specs(text)
+    local = os.environ.get("DEPTH_ANYTHING_CHECKPOINTS")
+    calibration = os.environ.get("DEPTH_ANYTHING_CALIBRATION")
+    written = []
+    for spec in specs:
+        cfg = ENCODERS[spec.encoder]
+        if local:
+            checkpoint = Path(local) / cfg.checkpoint_file(spec.metric)
+            if not checkpoint.is_file():
+                raise FileNotFoundError(f"{checkpoint} not found (DEPTH_ANYTHING_CHECKPOINTS)")
+        else:
+            checkpoint = download_checkpoint(spec.encoder, spec.metric)
+        xml = models_dir / spec.file_name
+        if already_built(xml, sha256_of(checkpoint)):
+            print(f"depth_anything_ros: {xml.name} is up to date")
+            continue
+        if spec.precision == "int8" and not calibration:
+            raise ValueError(f"{spec.file_name}: int8 needs DEPTH_ANYTHING_CALIBRATION=DIR")
+        loaded = build_model(spec.encoder, checkpoint,
+                             METRIC_MAX_DEPTH[spec.metric] if spec.metric else None)
+        request = ExportRequest(*spec.network_size, precision=spec.precision,
+                                calibration=(Path(calibration),) if calibration else ())
+        written.append(export_model(loaded, request, xml))
+        print(f"depth_anything_ros: exported {xml}")
+    return written
