@@ -1,0 +1,201 @@
+"""The models every section measures, exported once into a cache outside the repository.
+
+No real weights exist on the machines this runs on, so by default a synthetic checkpoint
+with the real architecture is generated (../shared/reference/make_checkpoint.py): the
+timings are those of the real network, only the depth values are meaningless. All IRs are
+metric (indoor head, 20 m) because the node publishes depth and clouds only for metric
+models; the head's sigmoid costs nothing measurable. Cache entries are keyed by a hash of
+the export code and library versions, so an export change never reuses a stale IR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE = Path.home() / ".cache" / "depth_anything_ros" / "benchmarks"
+MAX_DEPTH = 20.0
+SYNTHETIC_SEED = 0
+# Held-out scenes for accuracy start far from the calibration seeds (0..N-1).
+HELD_OUT_SEED = 10_000
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def reference_dir() -> Path:
+    return Path(os.environ.get("DEPTH_ANYTHING_REFERENCE",
+                               REPO.parent / "shared" / "reference"))
+
+
+def _load_module(path: Path, name: str) -> ModuleType:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (set DEPTH_ANYTHING_REFERENCE to the "
+                                "folder holding make_checkpoint.py, or pass --checkpoint)")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def scenes(count: int, height: int, width: int, first_seed: int = 0) -> list[np.ndarray]:
+    """Synthetic BGR camera frames from test/scenes.py, the project's one scene generator."""
+    module = _load_module(REPO / "test" / "scenes.py", "depth_anything_scenes")
+    return [module.scene(first_seed + i, height, width) for i in range(count)]
+
+
+def _fingerprint(*parts: str) -> str:
+    """Export code + library versions: what decides the bytes of an exported IR."""
+    import nncf
+    import openvino
+    import torch
+
+    digest = hashlib.sha256()
+    sources = sorted((REPO / "depth_anything_ros" / "model").glob("*.py"))
+    sources += [REPO / "depth_anything_ros" / name for name in ("metadata.py", "preprocess.py")]
+    for path in sources:
+        digest.update(path.read_bytes())
+    for part in (torch.__version__, openvino.__version__, nncf.__version__, *parts):
+        digest.update(part.encode())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    encoder: str
+    network_size: tuple[int, int]
+    checkpoint: Path
+    onnx: Path
+    naive_ir: Path                            # what `ovc model.onnx` writes
+    ours: dict[str, Path] = field(default_factory=dict)  # precision -> IR with our metadata
+
+
+class ModelBuilder:
+    """Exports on demand, each artefact written to a temporary name and renamed into
+    place, so an interrupted run never leaves a half-written model in the cache."""
+
+    def __init__(self, cache: Path, encoder: str, checkpoint: Path | None,
+                 calibration_size: int, log: Callable[[str], None] = print) -> None:
+        self.cache = cache
+        self.encoder = encoder
+        self.calibration_size = calibration_size
+        self.log = log
+        self._checkpoint = checkpoint
+        self._loaded = None
+        source = str(checkpoint.resolve()) if checkpoint else f"synthetic-{SYNTHETIC_SEED}"
+        self.root = cache / f"{encoder}-{_fingerprint(encoder, source)}"
+
+    def checkpoint(self) -> Path:
+        if self._checkpoint is None:
+            path = self.cache / f"synthetic_{self.encoder}_seed{SYNTHETIC_SEED}.pth"
+            if not path.is_file():
+                import torch
+
+                self.log(f"generating the synthetic {self.encoder} checkpoint")
+                module = _load_module(reference_dir() / "make_checkpoint.py", "make_checkpoint")
+                with _Staged(path) as tmp:
+                    torch.save(module.synthetic_state_dict(self.encoder, SYNTHETIC_SEED), tmp)
+            self._checkpoint = path
+        return self._checkpoint
+
+    def loaded(self):
+        """The PyTorch model (``LoadedModel``), built once per run."""
+        if self._loaded is None:
+            from depth_anything_ros.model.checkpoint import build_model
+
+            self._loaded = build_model(self.encoder, self.checkpoint(), MAX_DEPTH)
+        return self._loaded
+
+    def models(self, network_size: tuple[int, int],
+               precisions: tuple[str, ...] = PRECISIONS) -> ModelFiles:
+        folder = self.root / f"{network_size[0]}x{network_size[1]}"
+        onnx_path = self._onnx(folder / "model.onnx", network_size)
+        naive = self._naive(folder / "naive" / "model.xml", onnx_path)
+        ours = {p: self._ours(folder, onnx_path, network_size, p) for p in precisions}
+        return ModelFiles(self.encoder, network_size, self.checkpoint(), onnx_path, naive, ours)
+
+    def _onnx(self, path: Path, size: tuple[int, int]) -> Path:
+        if not path.is_file():
+            import torch
+
+            from depth_anything_ros.model.export import ExportRequest, export_onnx
+
+            self.log(f"exporting ONNX at {size[0]}x{size[1]}")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            with _Staged(path) as tmp:
+                export_onnx(self.loaded(), ExportRequest(*size), tmp)
+        return path
+
+    def _naive(self, xml: Path, onnx_path: Path) -> Path:
+        """`ovc model.onnx`: convert_model + save_model with its default fp16 compression."""
+        if not xml.is_file():
+            import openvino as ov
+
+            self.log("converting the ONNX the way `ovc` does by default")
+            with _Staged(xml.parent) as tmp:
+                tmp.mkdir()
+                ov.save_model(ov.convert_model(str(onnx_path)), str(tmp / xml.name),
+                              compress_to_fp16=True)
+        return xml
+
+    def _ours(self, folder: Path, onnx_path: Path, size: tuple[int, int],
+              precision: str) -> Path:
+        from depth_anything_ros.model.export import ExportRequest, convert_to_ir, metadata_for
+
+        name = precision if precision != "int8" else f"int8_c{self.calibration_size}"
+        xml = folder / name / "model.xml"
+        if xml.is_file():
+            return xml
+        calibration: tuple[Path, ...] = ()
+        if precision == "int8":
+            calibration = (self._calibration_images(),)
+            self.log(f"quantizing to INT8 at {size[0]}x{size[1]} on {self.calibration_size} "
+                     "synthetic scenes (NNCF, about a minute at 518x686 on 2 cores)")
+        else:
+            self.log(f"converting to our {precision} IR at {size[0]}x{size[1]}")
+        request = ExportRequest(*size, precision=precision, calibration=calibration,
+                                calibration_size=self.calibration_size)
+        with _Staged(xml.parent) as tmp:
+            convert_to_ir(onnx_path, metadata_for(self.loaded(), request), request,
+                          tmp / xml.name)
+        return xml
+
+    def _calibration_images(self) -> Path:
+        import cv2
+
+        folder = self.cache / f"calibration_scenes_{self.calibration_size}"
+        if not folder.is_dir():
+            with _Staged(folder) as tmp:
+                tmp.mkdir()
+                for i, image in enumerate(scenes(self.calibration_size, 480, 640)):
+                    cv2.imwrite(str(tmp / f"scene_{i:03d}.png"), image)
+        return folder
+
+
+class _Staged:
+    """``with _Staged(final) as tmp``: write ``tmp`` (a file or a folder), renamed to
+    ``final`` only when the block succeeds."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+
+    def __enter__(self) -> Path:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix=".staging_", dir=self.final.parent))
+        return self._dir / self.final.name
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                os.replace(self._dir / self.final.name, self.final)
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)

@@ -1,0 +1,192 @@
+"""``python -m benchmarks``: choose sections, sizes and effort; write results.{md,json,png}."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from depth_anything_ros.sizing import DEFAULT_SIDE, network_size, parse_hw
+
+SECTIONS = ("model", "pipeline", "ros", "startup")
+DEFAULT_SIZES = ((480, 640), (518, 518))
+QUICK = {"runs": 3, "warmup": 1, "calibration_size": 4, "held_out": 1, "ros_duration": 4.0}
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    return [parse_hw(part) for part in text.split(",") if part.strip()]
+
+
+def _sections(text: str) -> list[str]:
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in chosen if name not in SECTIONS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"sections are {', '.join(SECTIONS)}; got {text!r}")
+    return chosen
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Speed of depth_anything_ros against PyTorch, ONNX Runtime and a default "
+                    "OpenVINO conversion, stage by stage, through ROS 2 and at startup.")
+    parser.add_argument("--encoder", choices=("vits", "vitb", "vitl"), default="vits")
+    parser.add_argument("--image-size", type=_sizes, metavar="HxW[,HxW...]",
+                        help="camera sizes; the first is also used for the pipeline, ros and "
+                             "startup sections (default 480x640,518x518; --quick: 480x640)")
+    parser.add_argument("--side", type=int, default=DEFAULT_SIDE,
+                        help="network short side: the camera size maps to the network size by "
+                             f"the upstream rule (default {DEFAULT_SIDE}; 480x640 -> 518x686)")
+    parser.add_argument("--runs", type=int, help="timed runs per measurement (default 20)")
+    parser.add_argument("--warmup", type=int, help="untimed runs first (default 3)")
+    parser.add_argument("--sections", type=_sections, default=list(SECTIONS),
+                        help=f"comma-separated subset of {','.join(SECTIONS)} (default all)")
+    parser.add_argument("--out", type=Path, default=Path("benchmark_results"),
+                        help="folder for results.md, results.json, results.png")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="exported models and the synthetic checkpoint "
+                             "(default ~/.cache/depth_anything_ros/benchmarks)")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="an official .pth instead of the synthetic one (same timings; "
+                             "accuracy columns become meaningful)")
+    parser.add_argument("--calibration-size", type=int,
+                        help="synthetic scenes for INT8 calibration (default 32)")
+    parser.add_argument("--ros-duration", type=float,
+                        help="seconds of the sustained 30 Hz run (default 20)")
+    parser.add_argument("--camera-hz", type=float, default=30.0)
+    parser.add_argument("--domain-id", type=int, default=1 + (os.getpid() + 50) % 100,
+                        help="ROS_DOMAIN_ID for the ros/startup/pipeline sections")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 3 runs, 1 warm-up, 4 calibration scenes, one size")
+    return parser
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import openvino
+
+    versions = {"python": platform.python_version(), "numpy": numpy.__version__,
+                "openvino": openvino.__version__.split("-")[0]}
+    for name in ("torch", "onnxruntime", "nncf"):
+        try:
+            versions[name] = __import__(name).__version__.split("+")[0]
+        except ImportError:
+            versions[name] = "not installed"
+    return versions
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quick = args.quick
+    runs = args.runs or (QUICK["runs"] if quick else 20)
+    warmup = args.warmup if args.warmup is not None else (QUICK["warmup"] if quick else 3)
+    calibration_size = args.calibration_size or (QUICK["calibration_size"] if quick else 32)
+    ros_duration = args.ros_duration or (QUICK["ros_duration"] if quick else 20.0)
+    sizes = args.image_size or (list(DEFAULT_SIZES[:1]) if quick else list(DEFAULT_SIZES))
+    cache = args.cache or Path.home() / ".cache" / "depth_anything_ros" / "benchmarks"
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    # Imported here so that --help works without the export extras.
+    from benchmarks.artifacts import ModelBuilder
+    from benchmarks.machine import describe_machine
+    from benchmarks.model_latency import ModelSection, Settings
+    from benchmarks.report import write_all
+
+    machine = describe_machine()
+    started = time.time()
+    results: dict = {"meta": {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv[1:] if argv is None
+        else argv, "encoder": args.encoder, "runs": runs, "warmup": warmup,
+        "calibration_size": calibration_size, "machine": machine.to_json(),
+        "versions": _versions(), "load_average": {"start": os.getloadavg()[0]}}}
+    builder = ModelBuilder(cache, args.encoder, args.checkpoint, calibration_size, log)
+    camera = sizes[0]
+    primary_net = network_size(*camera, side=args.side)
+    failed = False
+    work = Path(tempfile.mkdtemp(prefix="depth_anything_bench_"))
+
+    def section(name: str, fn) -> dict:
+        nonlocal failed
+        log(f"[{name}]")
+        begun = time.perf_counter()
+        try:
+            result = fn()
+        except Exception as exc:  # one broken section must not lose the others' numbers
+            failed = True
+            log(traceback.format_exc())
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        result["seconds"] = round(time.perf_counter() - begun, 1)
+        return result
+
+    model_only_ms = None
+    if "model" in args.sections:
+        settings = Settings(runs, warmup, QUICK["held_out"] if quick else 4,
+                            max(runs, 8 if quick else 40))
+        runner = ModelSection(builder, machine, settings, log)
+        results["model"] = {}
+        for size in sizes:
+            net = network_size(*size, side=args.side)
+            key = f"{net[0]}x{net[1]}"
+            results["model"][key] = section(f"model {key}",
+                                            lambda size=size, net=net: runner.run(size, net))
+        first = results["model"].get(f"{primary_net[0]}x{primary_net[1]}", {})
+        for row in first.get("rows", []):
+            if row["key"] == "ours_fp16":
+                model_only_ms = row["latency"]["median_ms"]
+
+    needs_models = {"pipeline", "ros", "startup"} & set(args.sections)
+    models = builder.models(primary_net, ("fp16",)) if needs_models else None
+    if "pipeline" in args.sections:
+        from benchmarks.pipeline_stages import run_pipeline
+
+        results["pipeline"] = section("pipeline", lambda: run_pipeline(
+            models, camera, runs, warmup, args.domain_id, log))
+        if model_only_ms is None and "stages" in results.get("pipeline", {}):
+            model_only_ms = results["pipeline"]["stages"][1]["latency"]["median_ms"]
+    if "ros" in args.sections:
+        from benchmarks.ros_e2e import run_ros
+
+        if model_only_ms is None:
+            model_only_ms = _model_only_ms(models, camera, runs, warmup)
+        results["ros"] = section("ros", lambda: run_ros(
+            models, camera, runs, warmup, ros_duration, args.camera_hz, args.domain_id,
+            work, model_only_ms, log))
+    if "startup" in args.sections:
+        from benchmarks.startup import run_startup
+
+        results["startup"] = section("startup", lambda: run_startup(
+            models, camera, args.domain_id, work, log))
+
+    results["meta"]["load_average"]["end"] = os.getloadavg()[0]
+    results["meta"]["seconds"] = round(time.time() - started, 1)
+    results["meta"]["benchmark_peak_rss_mb"] = \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    text = write_all(results, args.out)
+    print(text)
+    if failed:
+        log(f"node logs and caches kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"wrote {args.out}/results.md, results.json, results.png "
+        f"({results['meta']['seconds']:.0f} s)")
+    return 1 if failed else 0
+
+
+def _model_only_ms(models, camera: tuple[int, int], runs: int, warmup: int) -> float:
+    """The node's inference call alone, when neither the model nor the pipeline section ran."""
+    from benchmarks.artifacts import scenes
+    from benchmarks.timing import measure
+    from depth_anything_ros.engine import DepthEngine, EngineConfig
+
+    engine = DepthEngine(EngineConfig(str(models.ours["fp16"]), cache_dir="none"))
+    frame = scenes(1, *camera)[0]
+    return measure(lambda: engine.infer(frame), runs, warmup).median_ms

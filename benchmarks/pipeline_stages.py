@@ -1,0 +1,140 @@
+"""Section 'pipeline': the node's per-frame work, stage by stage, with the real modules.
+
+Stages run in the order the node runs them, on one synthetic camera frame, with the
+node's defaults (our FP16 IR, LATENCY hint, device-default precision; colorize range
+0.3-10 m; full-resolution xyzrgb cloud). Preprocessing and the resize back to camera size
+are compiled into the inference request, so their cost is shown as the difference
+between the whole request and the same IR fed an already-preprocessed tensor.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import openvino as ov
+import rclpy
+from rclpy.context import Context
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, PointCloud2
+from std_msgs.msg import Header
+
+from benchmarks.artifacts import ModelFiles, scenes
+from benchmarks.camera_client import camera_image
+from benchmarks.msg_fill import run_msg_fill
+from benchmarks.timing import Latency, measure
+from depth_anything_ros.cloud_msg import CloudBuilder
+from depth_anything_ros.colorize import Colorizer
+from depth_anything_ros.engine import DepthEngine, EngineConfig
+from depth_anything_ros.geometry import Intrinsics, RayGrid
+from depth_anything_ros.preprocess import reference_tensor
+from depth_anything_ros.ros_codec import array_to_image, image_to_array
+
+FALLBACK_HFOV_DEG = 60.0
+MATCH_TIMEOUT_S = 10.0
+
+
+class _Publishers:
+    """Publishers with a matched subscriber in another DDS participant (own Context), so
+    publish() pays serialization and a real transport write. The subscriber is never
+    spun: with depth-1 history nothing waits for it, and its process time is not ours."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.contexts = [Context(), Context()]
+        nodes = []
+        for index, context in enumerate(self.contexts):
+            rclpy.init(context=context, domain_id=domain_id)
+            nodes.append(rclpy.create_node(f"bench_pipeline_{index}", context=context))
+        self.nodes = nodes
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.depth = nodes[0].create_publisher(Image, "bench/depth", qos)
+        self.colorized = nodes[0].create_publisher(Image, "bench/colorized", qos)
+        self.points = nodes[0].create_publisher(PointCloud2, "bench/points", qos)
+        for msg_type, topic in ((Image, "bench/depth"), (Image, "bench/colorized"),
+                                (PointCloud2, "bench/points")):
+            nodes[1].create_subscription(msg_type, topic, lambda _msg: None, qos)
+        deadline = time.monotonic() + MATCH_TIMEOUT_S
+        publishers = (self.depth, self.colorized, self.points)
+        while any(p.get_subscription_count() == 0 for p in publishers):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the pipeline benchmark's subscriber never matched")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        for node, context in zip(self.nodes, self.contexts):
+            node.destroy_node()
+            rclpy.try_shutdown(context=context)
+
+
+def run_pipeline(models: ModelFiles, camera_size: tuple[int, int], runs: int, warmup: int,
+                 domain_id: int, log: Callable[[str], None] = print) -> dict:
+    height, width = camera_size
+    pixels = scenes(1, height, width)[0]
+    header = Header(frame_id="camera_optical_frame")
+    msg = camera_image(pixels, header)
+    engine = DepthEngine(EngineConfig(str(models.ours["fp16"]), cache_dir="none"))
+    engine.warmup(height, width)
+    network = ov.Core().compile_model(str(models.ours["fp16"]), "CPU",
+                                      engine.compile_properties())
+    request = network.create_infer_request()
+    net_input = reference_tensor(pixels, *models.network_size)
+    colorizer = Colorizer("turbo", 0.3, 10.0)
+    grid = RayGrid(Intrinsics.from_fov(width, height, FALLBACK_HFOV_DEG), 1)
+    builder = CloudBuilder()
+
+    decoded = image_to_array(msg)
+    depth = engine.infer(decoded.pixels, decoded.order)
+    colors = colorizer(depth)
+    points = grid.points(depth, 0.1, 20.0)
+    depth_msg = array_to_image(depth, "32FC1", header)
+    colorized_msg = array_to_image(colors, "bgr8", header)
+    cloud_msg = builder.build(points, header, decoded.pixels)
+
+    stages: list[tuple[str, Callable[[], object]]] = [
+        ("message -> array (ros_codec.image_to_array)", lambda: image_to_array(msg)),
+        ("inference, u8 image -> depth at camera size (engine.infer)",
+         lambda: engine.infer(decoded.pixels, decoded.order)),
+        ("colorize (Colorizer, turbo)", lambda: colorizer(depth)),
+        ("point cloud (RayGrid.points, stride 1)", lambda: grid.points(depth, 0.1, 20.0)),
+        ("build depth Image (array_to_image 32FC1)",
+         lambda: array_to_image(depth, "32FC1", header)),
+        ("build colorized Image (array_to_image bgr8)",
+         lambda: array_to_image(colors, "bgr8", header)),
+        ("build xyzrgb PointCloud2 (CloudBuilder)",
+         lambda: builder.build(points, header, decoded.pixels)),
+    ]
+    results: list[dict] = []
+    for name, fn in stages:
+        latency = measure(fn, runs, warmup)
+        log(f"  {name}: median {latency.median_ms:.2f} ms")
+        results.append({"stage": name, "latency": latency.to_json(), "in_total": True})
+
+    network_only = measure(lambda: request.infer({0: net_input}), runs, warmup)
+    whole = Latency(**results[1]["latency"])
+    results.insert(2, {"stage": "  of which the network (same IR, preprocessed f32 input)",
+                       "latency": network_only.to_json(), "in_total": False})
+    results.insert(3, {"stage": "  of which in-graph preprocessing + output resize "
+                                "(difference)",
+                       "latency": {"median_ms": whole.median_ms - network_only.median_ms},
+                       "in_total": False})
+
+    publishers = _Publishers(domain_id)
+    try:
+        for name, pub, message in (("publish depth Image", publishers.depth, depth_msg),
+                                   ("publish colorized Image", publishers.colorized,
+                                    colorized_msg),
+                                   ("publish xyzrgb PointCloud2", publishers.points,
+                                    cloud_msg)):
+            latency = measure(lambda: pub.publish(message), runs, warmup)
+            log(f"  {name}: median {latency.median_ms:.2f} ms")
+            results.append({"stage": name, "latency": latency.to_json(), "in_total": True})
+    finally:
+        publishers.close()
+
+    total = sum(r["latency"]["median_ms"] for r in results if r["in_total"])
+    log("  msg.data fill alternatives")
+    fill = run_msg_fill(runs, height, width)
+    return {"camera_size": list(camera_size), "network_size": list(models.network_size),
+            "execution": network.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
+            "stages": results, "total_median_ms": total, "msg_fill": fill}

@@ -1,0 +1,268 @@
+"""Turning the results dict into a markdown report, a JSON file and a PNG chart.
+
+Everything here reads only the JSON-able results, so a saved results.json can be
+re-rendered (``python -m benchmarks.report results.json``) without measuring again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+# Targets from the speed issue; the report states each with its measured ratio.
+TARGETS = {
+    "ours_vs_onnxruntime": 2.5, "ours_vs_pytorch": 3.0, "ours_vs_naive": 1.0,
+    "int8_vs_fp16": 1.8, "int8_max_median_error": 0.01,
+    "e2e_over_model": 1.10, "rate_over_model": 0.95, "warm_start_s": 3.0,
+}
+
+
+def _fmt(value, digits: int = 1, suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}{suffix}"
+
+
+def _rows_by_key(section: dict) -> dict[str, dict]:
+    return {row["key"]: row for row in section["rows"]}
+
+
+def _ms_per_frame(row: dict) -> float | None:
+    if row.get("fps"):
+        return 1e3 / row["fps"]
+    return row["latency"]["median_ms"] if row.get("latency") else None
+
+
+def _ratio(slow: dict | None, fast: dict | None) -> float | None:
+    if not slow or not fast:
+        return None
+    a, b = _ms_per_frame(slow), _ms_per_frame(fast)
+    return a / b if a and b else None
+
+
+def model_table(size_key: str, section: dict, encoder: str) -> str:
+    rows = _rows_by_key(section)
+    cam, net = section["camera_size"], section["network_size"]
+    lines = [f"### Model only: {encoder}, camera {cam[0]}x{cam[1]} -> network "
+             f"{net[0]}x{net[1]} ({section['flops']['gflops']:.1f} GFLOPs)", "",
+             "| backend | weights | computes in | input | median ms | p90 ms | frames/s | "
+             "GFLOP/s | % of peak | x PyTorch | x ORT | x naive OV | median rel. err |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in section["rows"]:
+        latency = row.get("latency") or {}
+        ms = _ms_per_frame(row)
+        fps = row["fps"] if row.get("fps") else (1e3 / ms if ms else None)
+        backend = row["backend"]
+        if row.get("streams"):
+            backend += f" ({row['streams']} streams, {row['requests']} requests)"
+        err = row.get("median_rel_error")
+        err_text = ("reference" if row["key"] == "ours_fp32_f32"
+                    else _fmt(100 * err, 2, " %") if err is not None else "—")
+        lines.append(
+            f"| {backend} | {row['weights']} | {row['execution']} | {row['input']} | "
+            f"{_fmt(latency.get('median_ms'))} | {_fmt(latency.get('p90_ms'))} | "
+            f"{_fmt(fps, 2)} | {_fmt(row.get('gflops_per_s'), 0)} | "
+            f"{_fmt(100 * row['peak_fraction'] if row.get('peak_fraction') else None, 0, ' %')} | "
+            f"{_fmt(_ratio(rows.get('pytorch'), row), 2)} | "
+            f"{_fmt(_ratio(rows.get('onnxruntime'), row), 2)} | "
+            f"{_fmt(_ratio(rows.get('ov_naive'), row), 2)} | {err_text} |")
+    extra = section["baseline_extra_ms"]
+    lines += ["", f"Baseline rows time the network call on a preprocessed f32 tensor; they "
+              f"would also need numpy preprocessing ({extra['numpy_preprocess']['median_ms']:.1f}"
+              f" ms) and the resize back to camera size "
+              f"({extra['resize_back']['median_ms']:.1f} ms). Our rows include both (in graph)."]
+    return "\n".join(lines)
+
+
+def pipeline_table(section: dict) -> str:
+    cam = section["camera_size"]
+    lines = [f"### Node pipeline stages: camera {cam[0]}x{cam[1]}, our FP16 IR computing in "
+             f"{section['execution']}", "", "| stage | median ms | p90 ms |", "|---|---:|---:|"]
+    for stage in section["stages"]:
+        latency = stage["latency"]
+        lines.append(f"| {stage['stage']} | {_fmt(latency['median_ms'], 2)} | "
+                     f"{_fmt(latency.get('p90_ms'), 2)} |")
+    lines.append(f"| **total (sum of medians, serial)** | **{section['total_median_ms']:.1f}** | |")
+    lines += ["", "#### Filling `msg.data` from a numpy buffer", "",
+              "| payload | field checks | method | median ms |", "|---|---|---|---:|"]
+    for item in section["msg_fill"]:
+        lines.append(f"| {item['payload']} ({item['bytes'] / 2**20:.1f} MB) | "
+                     f"{'on' if item['check_fields'] else 'off'} | {item['method']} | "
+                     f"{_fmt(item['latency']['median_ms'], 2)} |")
+    return "\n".join(lines)
+
+
+def _lat(entry: dict | None) -> str:
+    if not entry:
+        return "—"
+    return f"{entry['median_ms']:.1f} ({entry['p90_ms']:.1f})"
+
+
+def ros_table(section: dict) -> str:
+    seq, sus = section["sequential"], section["sustained"]
+    cam = section["camera_size"]
+    lines = [f"### Through ROS 2: camera {cam[0]}x{cam[1]} -> node process -> subscriber "
+             f"(model only: {section['model_only_ms']:.1f} ms)", "",
+             "| measurement | depth ms | colorized ms | cloud ms | all three ms | frames | "
+             "result |", "|---|---:|---:|---:|---:|---:|---|"]
+    lines.append(f"| one frame in flight, median (p90) | {_lat(seq['depth'])} | "
+                 f"{_lat(seq['colorized'])} | {_lat(seq['points'])} | {_lat(seq['all'])} | "
+                 f"{seq['frames']} | {_fmt(section['latency_ratio'], 2)}x model-only |")
+    growth = sus.get("latency_growth")
+    lines.append(f"| camera at {sus['camera_hz']:g} Hz for {sus['duration_s']:g} s, median (p90) | "
+                 f"{_lat(sus['depth'])} | {_lat(sus['colorized'])} | {_lat(sus['points'])} | "
+                 f"{_lat(sus['all'])} | {sus['frames']} of {sus['published']} | "
+                 f"{sus['output_hz']:.2f} outputs/s = {section['rate_ratio']:.2f}x 1/model-only; "
+                 f"last/first third latency {_fmt(growth, 2)}x |")
+    lines += ["", f"Node peak RSS: {_fmt(section['node_peak_rss_mb'], 0)} MB."]
+    return "\n".join(lines)
+
+
+def startup_table(section: dict) -> str:
+    lines = ["### Startup: node process start -> first depth image received", "",
+             "| start | first depth image s | node peak RSS MB | cache MB |",
+             "|---|---:|---:|---:|"]
+    for start in section["node"]:
+        lines.append(f"| {start['start']} | {start['first_depth_s']:.2f} | "
+                     f"{_fmt(start['peak_rss_mb'], 0)} | {start['cache_mb']:.0f} |")
+    engine = section["engine_first_frame_s"]
+    lines += ["", f"In-process `DepthEngine` construction + first frame: {engine['cold']:.2f} s "
+              f"cold, {engine['cached']:.2f} s with the cache."]
+    return "\n".join(lines)
+
+
+def target_checks(results: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(target, threshold, measured, met) for every target the run has data for."""
+    checks: list[tuple[str, str, str, bool | None]] = []
+    for size_key, section in results.get("model", {}).items():
+        if "rows" not in section:
+            continue
+        rows = _rows_by_key(section)
+        fp16 = rows.get("ours_fp16")
+        for key, name, target in (("onnxruntime", "ONNX Runtime", "ours_vs_onnxruntime"),
+                                  ("pytorch", "PyTorch eager", "ours_vs_pytorch"),
+                                  ("ov_naive", "naive OpenVINO IR", "ours_vs_naive")):
+            ratio = _ratio(rows.get(key), fp16)
+            if ratio is not None:
+                checks.append((f"{size_key}: ours FP16 vs {name}", f">= {TARGETS[target]}x",
+                               f"{ratio:.2f}x", ratio >= TARGETS[target]))
+        int8 = rows.get("ours_int8")
+        ratio = _ratio(fp16, int8)
+        if ratio is not None:
+            error = int8.get("median_rel_error")
+            met = ratio >= TARGETS["int8_vs_fp16"] and (
+                error is not None and error <= TARGETS["int8_max_median_error"])
+            checks.append((f"{size_key}: INT8 vs FP16 (default precision)",
+                           f">= {TARGETS['int8_vs_fp16']}x at <= 1 % median error",
+                           f"{ratio:.2f}x at {_fmt(100 * error if error is not None else None, 2)} %",
+                           met))
+    ros = results.get("ros")
+    if ros and "sequential" in ros:
+        ratio = ros["latency_ratio"]
+        checks.append(("end-to-end latency / model-only", f"<= {TARGETS['e2e_over_model']}x",
+                       _fmt(ratio, 2, "x"), ratio is not None and ratio <= TARGETS["e2e_over_model"]))
+        checks.append(("sustained output rate x model-only latency",
+                       f">= {TARGETS['rate_over_model']}", f"{ros['rate_ratio']:.2f}",
+                       ros["rate_ratio"] >= TARGETS["rate_over_model"]))
+    startup = results.get("startup")
+    if startup and "node" in startup and len(startup["node"]) > 1:
+        warm = startup["node"][1]["first_depth_s"]
+        checks.append(("second start to first depth image", f"<= {TARGETS['warm_start_s']} s",
+                       f"{warm:.2f} s", warm <= TARGETS["warm_start_s"]))
+    return checks
+
+
+def markdown(results: dict) -> str:
+    meta = results["meta"]
+    machine = meta["machine"]
+    load = meta["load_average"]
+    parts = [f"## depth_anything_ros benchmark ({meta['started']})", "",
+             f"{machine['cpu_model']}: {machine['physical_cores']} cores, {machine['ghz']} GHz, "
+             f"{machine['isa']}; rough peak {machine['peak_gflops']['f32']:.0f} GFLOP/s f32, "
+             f"{machine['peak_gflops']['bf16']:.0f} bf16, {machine['peak_gflops']['int8']:.0f} "
+             f"int8 ({machine['assumption']}). "
+             f"Load average (1 min) {load['start']:.2f} at start, {load['end']:.2f} at end: "
+             f"above ~0.3 another process was competing for the CPU and the numbers are noisy. "
+             f"{meta['runs']} timed runs after {meta['warmup']} warm-up; "
+             f"{', '.join(f'{k} {v}' for k, v in meta['versions'].items())}.", ""]
+    for size_key, section in results.get("model", {}).items():
+        parts += [model_table(size_key, section, meta["encoder"]) if "rows" in section
+                  else f"### Model {size_key}: failed: {section['error']}", ""]
+    for name, render in (("pipeline", pipeline_table), ("ros", ros_table),
+                         ("startup", startup_table)):
+        section = results.get(name)
+        if section is None:
+            continue
+        parts += [render(section) if "error" not in section
+                  else f"### {name}: failed\n\n```\n{section['error']}\n```", ""]
+    checks = target_checks(results)
+    if checks:
+        parts += ["### Targets (issue 5)", "", "| target | wanted | measured | met |",
+                  "|---|---|---|---|"]
+        parts += [f"| {name} | {want} | {got} | {'yes' if met else 'NO'} |"
+                  for name, want, got, met in checks]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def draw_chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model = {k: v for k, v in results.get("model", {}).items() if "rows" in v}
+    pipeline = results.get("pipeline")
+    panels = len(model) + (1 if pipeline and "stages" in pipeline else 0)
+    if not panels:
+        return
+    fig, axes = plt.subplots(panels, 1, figsize=(11, 4.2 * panels), squeeze=False)
+    axes = axes[:, 0]
+    for ax, (size_key, section) in zip(axes, model.items()):
+        rows = section["rows"]
+        labels = [f"{r['backend']} [{r['execution']}]" for r in rows]
+        values = [_ms_per_frame(r) or 0.0 for r in rows]
+        spread = [((r["latency"]["p90_ms"] - r["latency"]["median_ms"]) if r.get("latency")
+                   else 0.0) for r in rows]
+        colors = ["#8c8c8c" if not r["key"].startswith("ours") else
+                  "#2ca02c" if r.get("fps") else "#1f77b4" for r in rows]
+        y = range(len(rows))
+        ax.barh(y, values, xerr=[[0] * len(rows), spread], color=colors)
+        ax.set_yticks(list(y), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("ms per frame (bar: median, whisker: p90; green: async throughput)")
+        ax.set_title(f"{results['meta']['encoder']} model only, network {size_key}")
+        for index, value in enumerate(values):
+            ax.text(value, index, f" {value:.0f}", va="center", fontsize=8)
+    if panels > len(model):
+        ax = axes[-1]
+        stages = [s for s in pipeline["stages"] if s["in_total"]]
+        values = [s["latency"]["median_ms"] for s in stages]
+        y = range(len(stages))
+        ax.barh(y, values, color="#ff7f0e")
+        ax.set_yticks(list(y), [s["stage"] for s in stages], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("median ms (log scale)")
+        ax.set_title(f"node pipeline stages, camera {pipeline['camera_size'][0]}x"
+                     f"{pipeline['camera_size'][1]} (total {pipeline['total_median_ms']:.0f} ms)")
+        for index, value in enumerate(values):
+            ax.text(value, index, f" {value:.2f}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_all(results: dict, out: Path) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    text = markdown(results)
+    (out / "results.md").write_text(text)
+    draw_chart(results, out / "results.png")
+    return text
+
+
+if __name__ == "__main__":
+    source = Path(sys.argv[1])
+    print(write_all(json.loads(source.read_text()), source.parent))

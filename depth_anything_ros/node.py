@@ -1,0 +1,344 @@
+"""``depth_anything_node``: camera images in, metric depth, colorized depth and clouds out.
+
+A thin rclpy adapter over the engine and the numpy helpers. Callbacks only hand
+messages over: the image callback drops the newest frame into a FrameSlot and an
+inference thread works on whatever is newest when it is free. So the executor stays
+free for parameters and diagnostics however slow the model is, and latency never grows
+behind a queue (overwritten frames are counted as dropped).
+
+Every output carries the input image's header. Outputs are computed only while
+someone subscribes to them; with no subscriber to an image or cloud output a frame
+costs nothing beyond being received (depth/camera_info alone does not start inference).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import NamedTuple, Optional, Union
+
+import cv2
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+
+from depth_anything_ros.camera_info_ring import CameraInfoRing
+from depth_anything_ros.cloud_msg import CloudBuilder
+from depth_anything_ros.colorize import Colorizer
+from depth_anything_ros.diagnostics import ProcessingStats, diagnostic_array, status_from_snapshot
+from depth_anything_ros.engine import DepthEngine, EngineConfig, ModelLoadError
+from depth_anything_ros.frame_slot import FrameSlot
+from depth_anything_ros.geometry import Intrinsics, RayGrid, relative_to_metric
+from depth_anything_ros.node_params import (NodeParams, ParameterError, ParameterStore,
+                                            effective_model_path)
+from depth_anything_ros.ros_codec import (DecodedImage, ImageDecodeError, array_to_image,
+                                          camera_info_to_intrinsics, compressed_to_array,
+                                          image_to_array, intrinsics_to_camera_info)
+
+NODE_NAME = "depth_anything"
+# Topic names relative to the node's namespace; the launch file remaps the inputs.
+TOPIC_IMAGE = "image"
+TOPIC_COMPRESSED = "image/compressed"
+TOPIC_CAMERA_INFO = "camera_info"
+TOPIC_DEPTH = "depth/image"
+TOPIC_DEPTH_INFO = "depth/camera_info"
+TOPIC_COLORIZED = "depth/colorized"
+TOPIC_POINTS = "depth/points"
+TOPIC_RELATIVE = "depth/relative"
+TOPIC_DIAGNOSTICS = "/diagnostics"
+
+WARN_THROTTLE_S = 5.0
+# Worker join bound on shutdown; an inference call already running finishes in the
+# background (daemon thread) rather than holding up Ctrl-C.
+WORKER_JOIN_S = 1.5
+# Enough CameraInfo to pair each of the last few frames with its own calibration.
+CAMERA_INFO_RING = 16
+
+
+def qos_profile(choice: str) -> QoSProfile:
+    """Depth 1 for both: an old depth frame is worth nothing once a newer one exists."""
+    reliability = (ReliabilityPolicy.BEST_EFFORT if choice == "sensor_data"
+                   else ReliabilityPolicy.RELIABLE)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability)
+
+
+def _has_stamp(header: Header) -> bool:
+    return header.stamp.sec != 0 or header.stamp.nanosec != 0
+
+
+class _Frame(NamedTuple):
+    header: Header
+    image: Union[DecodedImage, CompressedImage]  # compressed data is decoded by the worker
+
+
+class DepthNode(Node):
+    """Raises ParameterError or ModelLoadError when it cannot start; ``main`` reports them."""
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self._slot: FrameSlot[_Frame] = FrameSlot()
+        self._worker: Optional[threading.Thread] = None
+        try:
+            self._setup()
+        except BaseException:
+            self.destroy_node()
+            raise
+
+    def _setup(self) -> None:
+        self._params = ParameterStore(self, on_change=self._params_changed)
+        p = self._params.current
+        self._engine = DepthEngine(EngineConfig(
+            model_path=effective_model_path(p.model_path), device=p.device,
+            performance_hint=p.performance_hint, inference_precision=p.inference_precision,
+            cache_dir=p.cache_dir, num_streams=p.num_streams, num_threads=p.num_threads,
+            allow_cpu_fallback=p.allow_cpu_fallback))
+        self._metric = self._engine.metadata.is_metric
+        self._stats = ProcessingStats()
+        self._calibrations = CameraInfoRing(CAMERA_INFO_RING, camera_info_to_intrinsics)
+        self._calibration_source = "none yet"
+        self._cloud_builder = CloudBuilder()
+        self._grid: Optional[RayGrid] = None
+        self._colorizer: Optional[Colorizer] = None
+
+        out_qos = qos_profile(p.output_qos)
+        self._pub_depth = self.create_publisher(Image, TOPIC_DEPTH, out_qos)
+        self._pub_info = self.create_publisher(CameraInfo, TOPIC_DEPTH_INFO, out_qos)
+        self._pub_colorized = self.create_publisher(Image, TOPIC_COLORIZED, out_qos)
+        self._pub_points = self.create_publisher(PointCloud2, TOPIC_POINTS, out_qos)
+        self._pub_relative = (None if self._metric else
+                              self.create_publisher(Image, TOPIC_RELATIVE, out_qos))
+        self._pub_diagnostics = self.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
+
+        in_qos = qos_profile(p.input_qos)
+        if p.input_transport == "compressed":
+            image_sub = self.create_subscription(
+                CompressedImage, TOPIC_COMPRESSED, self._slot_compressed, in_qos)
+        else:
+            image_sub = self.create_subscription(Image, TOPIC_IMAGE, self._slot_image, in_qos)
+        # A few CameraInfo may arrive between two images; keep them for stamp matching.
+        info_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                              reliability=in_qos.reliability)
+        info_sub = self.create_subscription(
+            CameraInfo, TOPIC_CAMERA_INFO, self._store_camera_info, info_qos)
+        self.create_timer(p.diagnostics_period, self._publish_diagnostics)
+
+        meta = self._engine.metadata
+        net_h, net_w = self._engine.network_size
+        self.get_logger().info(
+            f"{meta.encoder} {meta.depth_type} model, network {net_h}x{net_w}, on "
+            f"{self._engine.device_name}; input {image_sub.topic_name} + {info_sub.topic_name}")
+        if not self._metric:
+            self.get_logger().info(
+                "relative model: outputs are inverse depth, not metres; publishing "
+                f"{TOPIC_RELATIVE} and {TOPIC_COLORIZED}. Set relative_scale > 0 to also publish "
+                f"{TOPIC_DEPTH} and {TOPIC_POINTS}.")
+        self._worker = threading.Thread(target=self._run_worker, name="depth_inference",
+                                        daemon=True)
+        self._worker.start()
+
+    # --- executor thread -------------------------------------------------------------
+
+    def _slot_image(self, msg: Image) -> None:
+        """Raw images are checked here: decoding is only a view into the message, and a
+        bad image is then counted even when a newer frame would have replaced it."""
+        self._stats.frame_received()
+        try:
+            image = image_to_array(msg, self._params.current.max_pixels)
+        except ImageDecodeError as exc:
+            self._reject_image(exc)
+            return
+        if self._slot.put(_Frame(msg.header, image)):
+            self._stats.frame_dropped()
+
+    def _slot_compressed(self, msg: CompressedImage) -> None:
+        """Compressed images are decoded by the worker: that is real work."""
+        self._stats.frame_received()
+        if self._slot.put(_Frame(msg.header, msg)):
+            self._stats.frame_dropped()
+
+    def _reject_image(self, exc: ImageDecodeError) -> None:
+        self._stats.message_rejected(f"image: {exc}")
+        self.get_logger().warn(f"ignoring image: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _store_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self._calibrations.add(msg)
+        except ValueError as exc:
+            self._stats.message_rejected(f"camera_info: {exc}")
+            self.get_logger().warn(f"ignoring camera_info: {exc}",
+                                   throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _params_changed(self, old: NodeParams, new: NodeParams) -> None:
+        if not self._metric and (old.relative_scale > 0) != (new.relative_scale > 0):
+            state = "now" if new.relative_scale > 0 else "no longer"
+            self.get_logger().info(f"relative_scale={new.relative_scale}: {state} publishing "
+                                   f"{TOPIC_DEPTH} and {TOPIC_POINTS}")
+
+    def _publish_diagnostics(self) -> None:
+        snap = self._stats.snapshot()
+        net_h, net_w = self._engine.network_size
+        status = status_from_snapshot(
+            snap, name=f"{self.get_fully_qualified_name().lstrip('/')}: depth estimation",
+            hardware_id=self._engine.device_name,
+            extra={"model type": "metric" if self._metric else "relative",
+                   "network size": f"{net_h}x{net_w}",
+                   "calibration": self._calibration_source})
+        self._pub_diagnostics.publish(diagnostic_array([status], self.get_clock().now().to_msg()))
+
+    # --- inference thread ------------------------------------------------------------
+
+    def _run_worker(self) -> None:
+        while True:
+            frame = self._slot.take()
+            if frame is None:
+                return
+            try:
+                self._process(frame, self._params.current)
+            except Exception as exc:  # keep serving frames; a shutdown race ends the loop
+                if self._slot.closed or not self.context.ok():
+                    return
+                self.get_logger().error(f"frame skipped: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _process(self, frame: _Frame, p: NodeParams) -> None:
+        metric_available = self._metric or p.relative_scale > 0
+        want_depth = metric_available and self._pub_depth.get_subscription_count() > 0
+        want_points = metric_available and self._pub_points.get_subscription_count() > 0
+        want_colorized = self._pub_colorized.get_subscription_count() > 0
+        want_relative = (self._pub_relative is not None
+                         and self._pub_relative.get_subscription_count() > 0)
+        if not (want_depth or want_points or want_colorized or want_relative):
+            self._stats.frame_skipped()
+            return
+        image = frame.image
+        if isinstance(image, CompressedImage):
+            try:
+                image = compressed_to_array(image, p.max_pixels)
+            except ImageDecodeError as exc:
+                self._reject_image(exc)
+                return
+
+        header = frame.header
+        height, width = image.pixels.shape[:2]
+        camera, template = self._camera_intrinsics(header, width, height, p)
+        if p.output_resolution == "network":
+            out_h, out_w = self._engine.network_size
+        else:
+            out_h, out_w = height, width
+        started = time.perf_counter()
+        raw = self._engine.infer(image.pixels, order=image.order, output_size=(out_h, out_w))
+        inference_s = time.perf_counter() - started
+
+        output = camera if (out_w, out_h) == (width, height) else camera.scaled(out_w, out_h)
+        depth = raw if self._metric else None
+        if want_relative:
+            self._pub_relative.publish(array_to_image(raw, "32FC1", header))
+        if not self._metric and metric_available:
+            depth = relative_to_metric(raw, p.relative_scale, p.relative_shift)
+        if want_depth:
+            self._pub_depth.publish(array_to_image(depth, "32FC1", header))
+        if self._pub_info.get_subscription_count() > 0:
+            self._pub_info.publish(intrinsics_to_camera_info(output, header, template))
+        if want_colorized:
+            self._pub_colorized.publish(
+                array_to_image(self._colorize(depth, raw, p), "bgr8", header))
+        if want_points:
+            self._pub_points.publish(self._cloud(depth, output, image, header, p))
+
+        end_to_end = None
+        if _has_stamp(header):
+            end_to_end = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds * 1e-9
+        self._stats.frame_published(inference_s, end_to_end)
+
+    def _camera_intrinsics(self, header: Header, width: int, height: int, p: NodeParams
+                           ) -> tuple[Intrinsics, Optional[CameraInfo]]:
+        """Calibration for this image, scaled to its size, else the FOV fallback."""
+        match = self._calibrations.match(header.stamp)
+        if match is None:
+            self._calibration_source = f"fallback: hfov {p.fallback_hfov_deg} deg"
+            self.get_logger().warn(
+                f"no valid CameraInfo received yet; assuming a {p.fallback_hfov_deg} degree "
+                "horizontal field of view (parameter fallback_hfov_deg) until one arrives",
+                once=True)
+            return Intrinsics.from_fov(width, height, p.fallback_hfov_deg), None
+        self._calibration_source = ("camera_info" if match.exact
+                                    else "camera_info (latest, stamp differs)")
+        intrinsics = match.intrinsics
+        if (intrinsics.width, intrinsics.height) != (width, height):
+            self.get_logger().warn(
+                f"camera_info is for {intrinsics.width}x{intrinsics.height} but images are "
+                f"{width}x{height}; scaling the intrinsics", throttle_duration_sec=WARN_THROTTLE_S)
+            intrinsics = intrinsics.scaled(width, height)
+        return intrinsics, match.message
+
+    def _colorize(self, depth: Optional[np.ndarray], relative: np.ndarray,
+                  p: NodeParams) -> np.ndarray:
+        if depth is not None:
+            key = (p.colormap, p.colorize_min_depth, p.colorize_max_depth)
+            colorizer = self._colorizer
+            if colorizer is None or (colorizer.colormap, colorizer.min_depth,
+                                     colorizer.max_depth) != key:
+                colorizer = self._colorizer = Colorizer(*key)
+            return colorizer(depth)
+        # Relative inverse depth has no fixed unit, so only a per-frame range is meaningful.
+        # Inverted so near stays at the colormap's low end, as for metric depth.
+        finite = relative[np.isfinite(relative)]
+        low = float(finite.min()) if finite.size else 0.0
+        high = float(finite.max()) if finite.size else 1.0
+        return Colorizer(p.colormap, low, max(high, low + 1e-6), invert=True)(relative)
+
+    def _cloud(self, depth: np.ndarray, intrinsics: Intrinsics, image: DecodedImage,
+               header: Header, p: NodeParams) -> PointCloud2:
+        grid = self._grid
+        if grid is None or grid.intrinsics != intrinsics or grid.stride != p.cloud_stride:
+            grid = self._grid = RayGrid(intrinsics, p.cloud_stride)
+        points = grid.points(depth, p.cloud_min_range, p.cloud_max_range)
+        colors = None
+        if p.cloud_color:
+            bgr = image.pixels if image.order == "bgr" else image.pixels[..., ::-1]
+            if bgr.shape[:2] != depth.shape:
+                # Decoded pixels may be a strided view (mono8, rgba8); OpenCV wants them packed.
+                bgr = cv2.resize(np.ascontiguousarray(bgr), (depth.shape[1], depth.shape[0]),
+                                 interpolation=cv2.INTER_AREA)
+            colors = bgr[::p.cloud_stride, ::p.cloud_stride]
+        return self._cloud_builder.build(points, header, colors)
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the inference thread; safe to call twice."""
+        self._slot.close()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(WORKER_JOIN_S)
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
+
+
+def main(args: Optional[list[str]] = None) -> int:
+    """Console entry point; returns the process exit code (1: could not start)."""
+    rclpy.init(args=args)
+    node: Optional[DepthNode] = None
+    try:
+        try:
+            node = DepthNode()
+        except (ParameterError, ModelLoadError) as exc:
+            rclpy.logging.get_logger(NODE_NAME).error(f"error: {exc}")
+            return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,101 @@
+"""ProcessingStats windows and the DiagnosticStatus built from them."""
+
+import threading
+
+import pytest
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticStatus
+
+from depth_anything_ros import diagnostics as diag
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def values(status: DiagnosticStatus) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def test_rates_and_latencies_cover_exactly_one_window():
+    clock = ManualClock()
+    stats = diag.ProcessingStats(clock)
+    for _ in range(10):
+        stats.frame_received()
+    stats.frame_dropped()
+    stats.frame_dropped()
+    stats.frame_skipped()
+    stats.frame_published(0.020, 0.050)
+    stats.frame_published(0.040, None)  # unstamped image: no end-to-end sample
+    clock.now += 2.0
+    snap = stats.snapshot()
+    assert snap.period_s == pytest.approx(2.0)
+    assert snap.input_hz == pytest.approx(5.0)
+    assert snap.output_hz == pytest.approx(1.0)
+    assert (snap.inference.count, snap.inference.mean_s, snap.inference.max_s) == (
+        2, pytest.approx(0.030), pytest.approx(0.040))
+    assert (snap.end_to_end.count, snap.end_to_end.mean_s) == (1, pytest.approx(0.050))
+    assert (snap.received_total, snap.published_total, snap.dropped_total,
+            snap.skipped_total) == (10, 2, 2, 1)
+
+    # The next window starts empty; totals carry on.
+    clock.now += 0.5
+    stats.frame_received()
+    snap = stats.snapshot()
+    assert snap.input_hz == pytest.approx(2.0)
+    assert snap.output_hz == 0.0 and snap.inference.count == 0
+    assert snap.received_total == 11 and snap.published_total == 2
+
+
+def test_status_level_follows_input_and_rejections():
+    clock = ManualClock()
+    stats = diag.ProcessingStats(clock)
+    clock.now += 1.0
+    idle = diag.status_from_snapshot(stats.snapshot(), "cam/depth_anything: depth", "CPU")
+    assert idle.level == DiagnosticStatus.WARN and idle.message == "no input images"
+
+    stats.frame_received()
+    stats.frame_published(0.01, 0.02)
+    clock.now += 1.0
+    ok = diag.status_from_snapshot(stats.snapshot(), "n", "CPU", {"model type": "metric"})
+    assert ok.level == DiagnosticStatus.OK
+    assert values(ok)["model type"] == "metric"
+    assert values(ok)[diag.KEY_INFERENCE_MEAN] == "10.0"
+    assert values(ok)[diag.KEY_E2E_MAX] == "20.0"
+
+    stats.frame_received()
+    stats.message_rejected("image: unsupported image encoding '8UC7'")
+    clock.now += 1.0
+    warn = diag.status_from_snapshot(stats.snapshot(), "n", "GPU")
+    assert warn.level == DiagnosticStatus.WARN
+    assert "8UC7" in warn.message and warn.hardware_id == "GPU"
+    assert values(warn)[diag.KEY_REJECTED] == "1"
+
+    # A rejection is reported in its own period only; the total stays.
+    stats.frame_received()
+    clock.now += 1.0
+    later = diag.status_from_snapshot(stats.snapshot(), "n", "GPU")
+    assert later.level == DiagnosticStatus.OK
+    assert values(later)[diag.KEY_REJECTED] == "1"
+
+
+def test_counts_from_two_threads_are_not_lost():
+    stats = diag.ProcessingStats()
+    threads = [threading.Thread(target=lambda: [stats.frame_received() for _ in range(20000)])
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert stats.snapshot().received_total == 80000
+
+
+def test_array_carries_stamp_and_statuses():
+    status = DiagnosticStatus(name="x")
+    msg = diag.diagnostic_array([status], Time(sec=5, nanosec=6))
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (5, 6)
+    assert [s.name for s in msg.status] == ["x"]

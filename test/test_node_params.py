@@ -1,0 +1,244 @@
+"""Node parameters on real rclpy nodes: declared with descriptors, start values validated,
+runtime changes validated with a reason, config/depth.yaml in step with the declarations."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import rclpy
+import yaml
+from rcl_interfaces.msg import ParameterType
+from rclpy.context import Context
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from depth_anything_ros import node_params
+from depth_anything_ros.engine import ModelLoadError
+from depth_anything_ros.node import NODE_NAME, DepthNode
+from depth_anything_ros.node_params import (FIELDS, NodeParams, ParameterError, ParameterStore,
+                                            defaults, effective_model_path)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Parameters whose change needs a new engine, subscription or timer.
+READ_ONLY = {"model_path", "device", "performance_hint", "inference_precision", "cache_dir",
+             "num_streams", "num_threads", "allow_cpu_fallback", "input_transport", "input_qos",
+             "output_qos", "diagnostics_period"}
+
+
+@pytest.fixture
+def context():
+    ctx = Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+def make_node(context: Context, **overrides) -> tuple[Node, ParameterStore]:
+    node = Node(NODE_NAME, context=context, parameter_overrides=[
+        Parameter(name, value=value) for name, value in overrides.items()])
+    try:
+        return node, ParameterStore(node)
+    except BaseException:
+        node.destroy_node()
+        raise
+
+
+def test_yaml_lists_every_parameter_with_its_declared_default_and_type():
+    config = yaml.safe_load((ROOT / "config" / "depth.yaml").read_text())
+    listed = config[f"/**/{NODE_NAME}"]["ros__parameters"]
+    declared = defaults()
+    assert listed == declared
+    # 10 == 10.0 in Python, but ROS rejects an integer for a double parameter.
+    assert {k: type(v) for k, v in listed.items()} == {k: type(v) for k, v in declared.items()}
+
+
+def test_yaml_applies_to_the_node_in_any_namespace(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "depth.yaml").read_text())
+    config[f"/**/{NODE_NAME}"]["ros__parameters"].update(cloud_stride=5, colormap="gray")
+    edited = tmp_path / "depth.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    for namespace in ("/", "/robot/front_camera"):
+        ctx = Context()
+        rclpy.init(context=ctx, args=["--ros-args", "--params-file", str(edited),
+                                      "-r", f"__ns:={namespace}"])
+        node = Node(NODE_NAME, context=ctx)
+        try:
+            store = ParameterStore(node)
+            assert (store.current.cloud_stride, store.current.colormap) == (5, "gray"), namespace
+        finally:
+            node.destroy_node()
+            rclpy.try_shutdown(context=ctx)
+
+
+def test_defaults_pass_validation():
+    assert node_params.problems(NodeParams()) == []
+
+
+def test_every_parameter_is_declared_with_a_descriptor(context):
+    node, store = make_node(context)
+    try:
+        assert store.current == NodeParams()
+        for name, value in defaults().items():
+            assert node.get_parameter(name).value == value
+            desc = node.describe_parameter(name)
+            assert len(desc.description) > 20, name
+            assert desc.read_only == (name in READ_ONLY), name
+            if desc.type == ParameterType.PARAMETER_INTEGER:
+                assert len(desc.integer_range) == 1, name
+                rng = desc.integer_range[0]
+                assert rng.from_value <= value <= rng.to_value
+            elif desc.type == ParameterType.PARAMETER_DOUBLE:
+                assert len(desc.floating_point_range) == 1, name
+                rng = desc.floating_point_range[0]
+                assert rng.from_value <= value <= rng.to_value
+        assert node.describe_parameter("cloud_stride").integer_range[0].from_value == 1
+        assert node.describe_parameter("cloud_stride").integer_range[0].to_value == 16
+        hfov = node.describe_parameter("fallback_hfov_deg").floating_point_range[0]
+        assert (hfov.from_value, hfov.to_value) == (1.0, 179.0)
+        assert "'turbo'" in node.describe_parameter("colormap").additional_constraints
+    finally:
+        node.destroy_node()
+
+
+def test_valid_overrides_reach_the_snapshot(context):
+    node, store = make_node(context, cloud_stride=4, colormap="inferno", cloud_color=False,
+                            output_resolution="network", relative_scale=0.25,
+                            input_transport="compressed", inference_precision="f32")
+    try:
+        p = store.current
+        assert (p.cloud_stride, p.colormap, p.cloud_color) == (4, "inferno", False)
+        assert (p.output_resolution, p.relative_scale) == ("network", 0.25)
+        assert (p.input_transport, p.inference_precision) == ("compressed", "f32")
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("overrides, name, words", [
+    ({"cloud_stride": 0}, "cloud_stride", "[1, 16]"),
+    ({"cloud_stride": 17}, "cloud_stride", "[1, 16]"),
+    ({"cloud_stride": 2.0}, "cloud_stride", "integer"),
+    ({"colorize_max_depth": 10}, "colorize_max_depth", "floating-point"),
+    ({"fallback_hfov_deg": 180.0}, "fallback_hfov_deg", "179"),
+    ({"cloud_color": "yes"}, "cloud_color", "boolean"),
+    ({"colormap": "rainbow"}, "colormap", "'turbo'"),
+    ({"input_transport": "theora"}, "input_transport", "'compressed'"),
+    ({"input_qos": "best_effort"}, "input_qos", "'sensor_data'"),
+    ({"performance_hint": "latency"}, "performance_hint", "'LATENCY'"),
+    ({"output_resolution": "native"}, "output_resolution", "'network'"),
+    ({"inference_precision": "int8"}, "inference_precision", "'bf16'"),
+    ({"device": " "}, "device", "empty"),
+    ({"colorize_min_depth": 5.0, "colorize_max_depth": 2.0}, "colorize_max_depth", "exceed"),
+    ({"cloud_min_range": 30.0}, "cloud_max_range", "exceed"),
+])
+def test_invalid_start_values_raise_one_error_naming_the_parameter(context, overrides, name,
+                                                                    words):
+    with pytest.raises(ParameterError) as caught:
+        make_node(context, **overrides)
+    assert caught.value.name == name
+    message = str(caught.value)
+    assert message.startswith(f"parameter '{name}' ")
+    assert words in message
+    assert "\n" not in message
+
+
+def _set(node: Node, **values):
+    return node.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+
+
+def test_runtime_changes_are_validated_and_applied(context):
+    changes = []
+    node = Node(NODE_NAME, context=context)
+    store = ParameterStore(node, on_change=lambda old, new: changes.append((old, new)))
+    try:
+        before = store.current
+        [ok] = _set(node, colormap="gray")
+        assert ok.successful
+        assert store.current.colormap == "gray"
+        assert changes == [(before, store.current)]
+
+        rejected = {
+            "colormap": ("rainbow", "'inferno'"),
+            "cloud_stride": (17, "out of range"),
+            "colorize_min_depth": (50.0, "colorize_max_depth"),
+            "cloud_max_range": (0.05, "cloud_min_range"),
+            "model_path": ("/other/model.xml", "read-only"),
+            "device": ("GPU", "read-only"),
+            "colorize_max_depth": (12, "type"),
+        }
+        for name, (value, words) in rejected.items():
+            [result] = _set(node, **{name: value})
+            assert not result.successful, name
+            assert words in result.reason, (name, result.reason)
+        assert store.current.colormap == "gray" and store.current.cloud_stride == 1
+        assert len(changes) == 1
+
+        # Moving a range past its old other end needs both ends in one atomic update.
+        result = node.set_parameters_atomically([
+            Parameter("colorize_min_depth", value=20.0),
+            Parameter("colorize_max_depth", value=40.0)])
+        assert result.successful, result.reason
+        assert (store.current.colorize_min_depth, store.current.colorize_max_depth) == (20.0, 40.0)
+        # Parameters that are not ours pass through untouched.
+        assert _set(node, use_sim_time=True)[0].successful
+        assert len(changes) == 2
+    finally:
+        node.destroy_node()
+
+
+def test_empty_model_path_means_the_installed_models_folder(tmp_path, monkeypatch):
+    assert effective_model_path("~/m.xml") == str(Path.home() / "m.xml")
+    monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
+    with pytest.raises(ParameterError) as caught:
+        effective_model_path("")
+    assert caught.value.name == "model_path"
+    assert "-p model_path:=" in str(caught.value)
+    # A real ament prefix layout, as colcon installs the package.
+    marker = tmp_path / "share" / "ament_index" / "resource_index" / "packages"
+    marker.mkdir(parents=True)
+    (marker / node_params.PACKAGE).touch()
+    (tmp_path / "share" / node_params.PACKAGE).mkdir()
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    assert effective_model_path("") == str(tmp_path / "share" / node_params.PACKAGE / "models")
+
+
+def test_depth_node_rejects_bad_parameters_before_loading_a_model(context):
+    with pytest.raises(ParameterError) as caught:
+        DepthNode(context=context, parameter_overrides=[
+            Parameter("model_path", value="/nonexistent/model.xml"),
+            Parameter("cloud_stride", value=99)])
+    assert caught.value.name == "cloud_stride"
+    with pytest.raises(ModelLoadError) as missing:
+        DepthNode(context=context, parameter_overrides=[
+            Parameter("model_path", value="/nonexistent/model.xml")])
+    assert "/nonexistent/model.xml" in str(missing.value)
+
+
+def test_depth_node_validates_runtime_changes(context, small_metric_ir):
+    node = DepthNode(context=context, parameter_overrides=[
+        Parameter("model_path", value=str(small_metric_ir)),
+        Parameter("cache_dir", value="none"),
+        Parameter("relative_scale", value=2.0)])
+    try:
+        assert math.isclose(node.get_parameter("relative_scale").value, 2.0)
+        [result] = _set(node, cloud_stride=0)
+        assert not result.successful and "cloud_stride" in result.reason
+        [result] = _set(node, input_transport="compressed")
+        assert not result.successful and "read-only" in result.reason
+        results = _set(node, cloud_stride=3, output_resolution="network")
+        assert all(r.successful for r in results)
+        assert node.get_parameter("cloud_stride").value == 3
+    finally:
+        node.destroy_node()
+
+
+def test_fields_table_covers_the_parameters_named_in_the_docs():
+    assert set(FIELDS) == {
+        "model_path", "device", "performance_hint", "inference_precision", "cache_dir",
+        "num_streams", "num_threads", "allow_cpu_fallback", "input_transport", "input_qos",
+        "output_qos", "output_resolution", "colormap", "colorize_min_depth",
+        "colorize_max_depth", "cloud_stride", "cloud_min_range", "cloud_max_range",
+        "cloud_color", "relative_scale", "relative_shift", "fallback_hfov_deg", "max_pixels",
+        "diagnostics_period"}

@@ -1,0 +1,433 @@
+"""The installed depth_anything_node against a real ROS graph.
+
+The package is built once with colcon into a temporary workspace; each node process is
+the installed console script, started with ``--ros-args`` on a ROS domain private to
+this test run. A test node publishes a synthetic camera (Image + CameraInfo) and checks
+what comes back: headers, encodings, sizes, CameraInfo scaling, the cloud's geometry and
+colours, diagnostics, relative-model behaviour, runtime parameters and clean exits.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+from depth_anything_ros import diagnostics as diag
+from depth_anything_ros.engine import DepthEngine, EngineConfig
+from depth_anything_ros.geometry import Intrinsics
+from ros_harness import (Client, NodeProcess, cloud_arrays, colcon_build, image_array,
+                         private_domain_id, stamp_key, start_node)
+
+REPO = Path(__file__).resolve().parents[1]
+HEIGHT, WIDTH = 60, 80
+# Off-centre principal point and unequal focal lengths, so swapped axes would show.
+CAMERA_K = (70.0, 0.0, 41.0, 0.0, 66.0, 28.5, 0.0, 0.0, 1.0)
+FRAME_ID = "test_camera_optical_frame"
+# Upper bound for any awaited output, including process start, model read and first
+# compile on a loaded 2-core machine (any test may be the first to use a node process).
+TIMEOUT_S = 60.0
+METRIC_NS = "/metric"
+RELATIVE_NS = "/relative"
+# Float32 products computed in a different order: a few ulps.
+RTOL = 1e-5
+
+
+def scene() -> np.ndarray:
+    """Random colours (every pixel different enough to catch an off-by-one in the cloud)
+    over a left-right gradient, so the depth output is not constant."""
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    image[..., 1] = np.linspace(0, 255, WIDTH, dtype=np.uint8)[None, :]
+    return image
+
+
+SCENE = scene()
+
+
+class Camera:
+    """Publishes SCENE (and optionally its CameraInfo) with fresh stamps."""
+
+    def __init__(self, client: Client, namespace: str, reliable: bool = True,
+                 compressed: bool = False, camera_info: bool = True) -> None:
+        self.client = client
+        self.compressed = compressed
+        image_topic = f"{namespace}/image" + ("/compressed" if compressed else "")
+        self.image_pub = client.publisher(CompressedImage if compressed else Image,
+                                          image_topic, reliable)
+        self.info_pub = (client.publisher(CameraInfo, f"{namespace}/camera_info", reliable)
+                         if camera_info else None)
+        self.sent: list[tuple[int, int]] = []
+
+    def image_message(self) -> Image | CompressedImage:
+        if self.compressed:
+            ok, png = cv2.imencode(".png", SCENE)
+            assert ok
+            return CompressedImage(format="png", data=png.tobytes())
+        return Image(height=HEIGHT, width=WIDTH, encoding="bgr8", step=WIDTH * 3,
+                     data=SCENE.tobytes())
+
+    def publish(self, image: Image | CompressedImage | None = None,
+                info: CameraInfo | None = None) -> tuple[int, int]:
+        stamp = self.client.now()
+        msg = image if image is not None else self.image_message()
+        msg.header.stamp, msg.header.frame_id = stamp, FRAME_ID
+        if self.info_pub is not None:
+            info = info if info is not None else CameraInfo(
+                height=HEIGHT, width=WIDTH, k=CAMERA_K, distortion_model="plumb_bob",
+                d=[0.0] * 5, r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
+            info.header.stamp, info.header.frame_id = stamp, FRAME_ID
+            self.info_pub.publish(info)
+        self.image_pub.publish(msg)
+        self.sent.append(stamp_key(msg.header))
+        return self.sent[-1]
+
+
+def complete_stamp(client: Client, topics: list[str], sent: list[tuple[int, int]]):
+    """The newest stamp we sent that has arrived on every topic, else None."""
+    for key in reversed(sent):
+        if all(key in client.received.get(t, {}) for t in topics):
+            return key
+    return None
+
+
+def wait_for_outputs(client: Client, camera: Camera, topics: list[str],
+                     timeout_s: float = TIMEOUT_S, after: int = 0) -> tuple[int, int]:
+    """Publish frames until one sent after the first ``after`` has come back on all topics."""
+    def done() -> bool:
+        return complete_stamp(client, topics, camera.sent[after:]) is not None
+
+    assert client.spin_until(done, timeout_s, tick=camera.publish), (
+        f"no frame came back on all of {topics} within {timeout_s} s; "
+        f"got {[(t, len(client.received.get(t, {}))) for t in topics]}")
+    return complete_stamp(client, topics, camera.sent[after:])
+
+
+def latest_status(client: Client, namespace: str) -> DiagnosticStatus | None:
+    name = f"{namespace.strip('/')}/depth_anything: depth estimation"
+    for key in sorted(client.received.get("/diagnostics", {}), reverse=True):
+        for status in client.received["/diagnostics"][key].status:
+            if status.name == name:
+                return status
+    return None
+
+
+def status_values(status: DiagnosticStatus) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def expected_points(depth: np.ndarray, intr: Intrinsics, stride: int, min_range: float,
+                    max_range: float) -> np.ndarray:
+    """depth * ((u - cx)/fx, (v - cy)/fy, 1) at every stride-th pixel; NaN out of range."""
+    vs, us = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride].astype(np.float64)
+    z = depth[::stride, ::stride].astype(np.float64)
+    points = np.stack([z * (us - intr.cx) / intr.fx, z * (vs - intr.cy) / intr.fy, z], -1)
+    points[~((z >= min_range) & (z <= max_range))] = np.nan
+    return points
+
+
+def intrinsics_of(info: CameraInfo) -> Intrinsics:
+    k = info.k
+    return Intrinsics(k[0], k[4], k[2], k[5], info.width, info.height)
+
+
+# --- fixtures -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("colcon_ws")
+    return root, colcon_build(REPO, root)
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = Client(private_domain_id())
+    for topic, msg_type in (("depth/image", Image), ("depth/camera_info", CameraInfo),
+                            ("depth/colorized", Image), ("depth/points", PointCloud2),
+                            ("depth/relative", Image)):
+        for namespace in (METRIC_NS, RELATIVE_NS):
+            c.record(msg_type, f"{namespace}/{topic}")
+    c.record(DiagnosticArray, "/diagnostics")
+    yield c
+    c.close()
+
+
+def _start(workspace, tmp_path_factory, name: str, ros_args: list[str]) -> NodeProcess:
+    """Start the installed node; its compiled-model cache stays in the test's temp dir."""
+    root, env = workspace
+    log_dir = tmp_path_factory.mktemp(name)
+    return start_node(env, root, log_dir, private_domain_id(),
+                      [*ros_args, "-p", f"cache_dir:={log_dir / 'ov_cache'}"])
+
+
+@pytest.fixture(scope="module")
+def metric_node(workspace, tmp_path_factory, small_metric_ir):
+    root, _ = workspace
+    params = root / "install" / "depth_anything_ros" / "share" / "depth_anything_ros" / "config"
+    proc = _start(workspace, tmp_path_factory, "metric_node", [
+        "-r", f"__ns:={METRIC_NS}", "--params-file", str(params / "depth.yaml"),
+        "-p", f"model_path:={small_metric_ir}"])
+    yield proc
+    proc.stop(signal.SIGKILL, 5.0)
+
+
+@pytest.fixture(scope="module")
+def relative_node(workspace, tmp_path_factory, small_relative_ir):
+    proc = _start(workspace, tmp_path_factory, "relative_node", [
+        "-r", f"__ns:={RELATIVE_NS}", "-p", f"model_path:={small_relative_ir}",
+        "-p", "input_transport:=compressed"])
+    yield proc
+    proc.stop(signal.SIGKILL, 5.0)
+
+
+@pytest.fixture(scope="module")
+def network_size(small_metric_ir) -> tuple[int, int]:
+    return DepthEngine(EngineConfig(str(small_metric_ir), cache_dir="none")).network_size
+
+
+def _alive(proc: NodeProcess) -> None:
+    assert proc.popen.poll() is None, f"node exited with {proc.popen.returncode}:\n{proc.output()}"
+
+
+# --- metric model -----------------------------------------------------------------------
+
+METRIC_TOPICS = [f"{METRIC_NS}/depth/{t}" for t in ("image", "camera_info", "colorized", "points")]
+
+
+def test_metric_outputs_share_the_input_header_and_have_the_right_formats(metric_node, client):
+    camera = Camera(client, METRIC_NS)
+    key = wait_for_outputs(client, camera, METRIC_TOPICS)
+    _alive(metric_node)
+    depth_msg, info, colorized, cloud = (client.received[t][key] for t in METRIC_TOPICS)
+    for msg in (depth_msg, info, colorized, cloud):
+        assert stamp_key(msg.header) == key
+        assert msg.header.frame_id == FRAME_ID
+        assert (msg.height, msg.width) == (HEIGHT, WIDTH)
+    assert depth_msg.encoding == "32FC1" and colorized.encoding == "bgr8"
+    depth = image_array(depth_msg)
+    # The metric test model ends in sigmoid * 20 m.
+    assert np.all(np.isfinite(depth)) and depth.min() > 0.0 and depth.max() <= 20.0
+    assert depth.std() > 0.0
+    assert image_array(colorized).reshape(-1, 3).std(axis=0).max() > 0.0
+    np.testing.assert_allclose(info.k, CAMERA_K)
+    np.testing.assert_allclose(np.reshape(info.p, (3, 4))[:, :3], np.reshape(CAMERA_K, (3, 3)))
+    assert cloud.point_step == 32 and not cloud.is_dense
+    assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb"]
+
+
+def test_cloud_is_depth_times_camera_rays_with_image_colours(metric_node, client):
+    key = wait_for_outputs(client, Camera(client, METRIC_NS), METRIC_TOPICS)
+    depth = image_array(client.received[f"{METRIC_NS}/depth/image"][key])
+    intr = intrinsics_of(client.received[f"{METRIC_NS}/depth/camera_info"][key])
+    xyz, rgb = cloud_arrays(client.received[f"{METRIC_NS}/depth/points"][key])
+    # Defaults from config/depth.yaml: stride 1, range [0.1, 20] m.
+    expected = expected_points(depth, intr, 1, 0.1, 20.0)
+    np.testing.assert_allclose(xyz, expected, rtol=RTOL, atol=1e-6)
+    np.testing.assert_array_equal(rgb, SCENE[..., ::-1])  # BGR image -> RGB fields
+
+
+def test_best_effort_and_reliable_cameras_both_connect(metric_node, client):
+    for reliable in (False, True):
+        camera = Camera(client, METRIC_NS, reliable=reliable)
+        assert client.spin_until(lambda: camera.image_pub.get_subscription_count() > 0, TIMEOUT_S)
+        wait_for_outputs(client, camera, [f"{METRIC_NS}/depth/image"])
+        client.node.destroy_publisher(camera.image_pub)
+        client.node.destroy_publisher(camera.info_pub)
+
+
+def test_runtime_parameters_rescale_outputs_and_cut_the_cloud(metric_node, client,
+                                                              network_size):
+    node = f"{METRIC_NS}/depth_anything"
+    [rejected] = client.set_parameters(node, cloud_stride=0)
+    assert not rejected.successful and "cloud_stride" in rejected.reason
+    [rejected] = client.set_parameters(node, model_path="/elsewhere/model.xml")
+    assert not rejected.successful and "read-only" in rejected.reason
+
+    camera = Camera(client, METRIC_NS)
+    key = wait_for_outputs(client, camera, [f"{METRIC_NS}/depth/image"])
+    cut = float(np.median(image_array(client.received[f"{METRIC_NS}/depth/image"][key])))
+    results = client.set_parameters(node, output_resolution="network", cloud_stride=3,
+                                    cloud_max_range=cut)
+    assert all(r.successful for r in results), [r.reason for r in results]
+    try:
+        net_h, net_w = network_size
+        camera.sent.clear()
+        # Frames sent before the change may still be in flight: wait for a network-sized one.
+        def network_sized() -> bool:
+            key = complete_stamp(client, METRIC_TOPICS, camera.sent)
+            return key is not None and client.received[METRIC_TOPICS[0]][key].width == net_w
+
+        assert client.spin_until(network_sized, TIMEOUT_S, tick=camera.publish)
+        key = complete_stamp(client, METRIC_TOPICS, camera.sent)
+        depth_msg, info, colorized, cloud = (client.received[t][key] for t in METRIC_TOPICS)
+        assert (depth_msg.height, depth_msg.width) == (net_h, net_w)
+        assert (colorized.height, colorized.width) == (net_h, net_w)
+        assert (info.height, info.width) == (net_h, net_w)
+        sx, sy = net_w / WIDTH, net_h / HEIGHT
+        fx, _, cx, _, fy, cy = CAMERA_K[:6]
+        # Pixel centres: the image edge (-0.5) stays the edge when resizing.
+        np.testing.assert_allclose(
+            [info.k[0], info.k[4], info.k[2], info.k[5]],
+            [fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5], rtol=1e-9)
+        depth = image_array(depth_msg)
+        xyz, rgb = cloud_arrays(cloud)
+        assert (cloud.height, cloud.width) == (-(-net_h // 3), -(-net_w // 3))
+        expected = expected_points(depth, intrinsics_of(info), 3, 0.1, cut)
+        np.testing.assert_allclose(xyz, expected, rtol=RTOL, atol=1e-6)
+        beyond = depth[::3, ::3] > cut
+        assert beyond.any() and (~beyond).any()
+        assert np.isnan(xyz[beyond]).all() and np.isfinite(xyz[~beyond]).all()
+        assert rgb is not None and rgb.shape == xyz.shape
+    finally:
+        results = client.set_parameters(node, output_resolution="camera", cloud_stride=1,
+                                        cloud_max_range=20.0)
+        assert all(r.successful for r in results)
+
+
+def test_bad_messages_are_counted_and_the_node_keeps_running(metric_node, client):
+    camera = Camera(client, METRIC_NS)
+    wait_for_outputs(client, camera, [f"{METRIC_NS}/depth/image"])
+    truncated = Image(height=HEIGHT, width=WIDTH, encoding="bgr8", step=WIDTH * 3,
+                      data=SCENE.tobytes()[:-7])
+    uncalibrated = CameraInfo(height=HEIGHT, width=WIDTH)  # K all zero
+    unknown_encoding = Image(height=HEIGHT, width=WIDTH, encoding="8UC7", step=WIDTH * 7,
+                             data=bytes(HEIGHT * WIDTH * 7))
+    # Apart in time: the node's best-effort depth-1 subscription keeps only the newest.
+    for image, info in ((truncated, None), (None, uncalibrated), (unknown_encoding, None)):
+        camera.publish(image, info)
+        client.spin_until(lambda: False, 0.3)
+    after = len(camera.sent)
+    wait_for_outputs(client, camera, METRIC_TOPICS, after=after)
+
+    def counted() -> bool:
+        status = latest_status(client, METRIC_NS)
+        return status is not None and int(status_values(status)[diag.KEY_REJECTED]) >= 3
+
+    assert client.spin_until(counted, TIMEOUT_S, tick=camera.publish), (
+        status_values(latest_status(client, METRIC_NS)))
+    _alive(metric_node)
+    assert "ignoring image" in metric_node.output()
+
+
+def test_diagnostics_report_rates_latencies_and_drops(metric_node, client):
+    camera = Camera(client, METRIC_NS)
+    wait_for_outputs(client, camera, [f"{METRIC_NS}/depth/image"])
+    # A burst far faster than inference (tens of ms per frame) must drop frames.
+    for _ in range(60):
+        camera.publish()
+        client.executor.spin_once(timeout_sec=0.002)
+    first = len(client.received["/diagnostics"])
+
+    def fresh_report_with_drops() -> bool:
+        status = latest_status(client, METRIC_NS)
+        return (len(client.received["/diagnostics"]) > first and status is not None
+                and int(status_values(status)[diag.KEY_DROPPED]) > 0)
+
+    assert client.spin_until(fresh_report_with_drops, TIMEOUT_S, tick=camera.publish), (
+        latest_status(client, METRIC_NS))
+    # One more full period of steady 20 Hz input.
+    seen = len(client.received["/diagnostics"])
+    assert client.spin_until(lambda: len(client.received["/diagnostics"]) >= seen + 2, TIMEOUT_S,
+                             tick=camera.publish)
+    status = latest_status(client, METRIC_NS)
+    values = status_values(status)
+    assert status.hardware_id == "CPU"
+    assert float(values[diag.KEY_INPUT_HZ]) > 2.0
+    assert float(values[diag.KEY_OUTPUT_HZ]) > 2.0
+    assert int(values[diag.KEY_PUBLISHED]) > 0
+    assert int(values[diag.KEY_RECEIVED]) >= int(values[diag.KEY_PUBLISHED]) + int(
+        values[diag.KEY_DROPPED])
+    assert 0.0 < float(values[diag.KEY_INFERENCE_MEAN]) <= float(values[diag.KEY_INFERENCE_MAX])
+    # End to end includes inference, and stamps come from this machine's clock.
+    assert float(values[diag.KEY_INFERENCE_MEAN]) <= float(values[diag.KEY_E2E_MEAN]) < 5000.0
+    assert values["model type"] == "metric"
+    assert values["calibration"].startswith("camera_info")
+
+
+def test_sigint_stops_the_node_cleanly(metric_node, client):
+    _alive(metric_node)
+    # Stop it busy: frames keep arriving until the signal, so inference is likely running.
+    camera = Camera(client, METRIC_NS)
+    wait_for_outputs(client, camera, [f"{METRIC_NS}/depth/image"])
+    rc, elapsed = metric_node.stop(signal.SIGINT, timeout_s=10.0)
+    output = metric_node.output()
+    assert rc == 0, output
+    assert elapsed < 2.0, output
+    assert "Traceback" not in output
+
+
+# --- relative model ---------------------------------------------------------------------
+
+def test_relative_model_publishes_relative_depth_and_no_metric_outputs(relative_node, client):
+    camera = Camera(client, RELATIVE_NS, compressed=True, camera_info=False)
+    topics = [f"{RELATIVE_NS}/depth/{t}" for t in ("relative", "colorized", "camera_info")]
+    key = wait_for_outputs(client, camera, topics)
+    # A few more frames: metric outputs, if any, would have arrived by now.
+    wait_for_outputs(client, camera, topics, after=len(camera.sent))
+    _alive(relative_node)
+    relative_msg, colorized, info = (client.received[t][key] for t in topics)
+    for msg in (relative_msg, colorized, info):
+        assert stamp_key(msg.header) == key and msg.header.frame_id == FRAME_ID
+        assert (msg.height, msg.width) == (HEIGHT, WIDTH)
+    relative = image_array(relative_msg)
+    assert relative_msg.encoding == "32FC1" and np.all(np.isfinite(relative))
+    assert relative.min() >= 0.0 and relative.std() > 0.0  # ReLU output, not constant
+    assert colorized.encoding == "bgr8"
+    assert not client.received[f"{RELATIVE_NS}/depth/image"]
+    assert not client.received[f"{RELATIVE_NS}/depth/points"]
+    # No CameraInfo was published: 60 degree horizontal FOV fallback.
+    expected = Intrinsics.from_fov(WIDTH, HEIGHT, 60.0)
+    np.testing.assert_allclose([info.k[0], info.k[4], info.k[2], info.k[5]],
+                               [expected.fx, expected.fy, expected.cx, expected.cy], rtol=1e-9)
+    assert "CameraInfo" in relative_node.output()
+
+
+def test_relative_scale_enables_metric_depth(relative_node, client):
+    results = client.set_parameters(f"{RELATIVE_NS}/depth_anything", relative_scale=0.5,
+                                    relative_shift=0.1)
+    assert all(r.successful for r in results), [r.reason for r in results]
+    camera = Camera(client, RELATIVE_NS, compressed=True, camera_info=False)
+    topics = [f"{RELATIVE_NS}/depth/{t}" for t in ("relative", "image", "points")]
+    key = wait_for_outputs(client, camera, topics)
+    relative = image_array(client.received[topics[0]][key])
+    depth = image_array(client.received[topics[1]][key])
+    np.testing.assert_allclose(depth, 1.0 / (0.5 * relative.astype(np.float64) + 0.1),
+                               rtol=RTOL)
+    xyz, _ = cloud_arrays(client.received[topics[2]][key])
+    expected = expected_points(depth, Intrinsics.from_fov(WIDTH, HEIGHT, 60.0), 1, 0.1, 20.0)
+    np.testing.assert_allclose(xyz, expected, rtol=RTOL, atol=1e-6)
+
+
+def test_sigterm_stops_the_node_cleanly(relative_node, client):
+    _alive(relative_node)
+    camera = Camera(client, RELATIVE_NS, compressed=True, camera_info=False)
+    wait_for_outputs(client, camera, [f"{RELATIVE_NS}/depth/relative"])
+    rc, elapsed = relative_node.stop(signal.SIGTERM, timeout_s=10.0)
+    output = relative_node.output()
+    assert rc == 0, output
+    assert elapsed < 2.0, output
+    assert "Traceback" not in output
+
+
+# --- start-up failures ------------------------------------------------------------------
+
+@pytest.mark.parametrize("ros_args, words", [
+    (["-p", "model_path:=/nonexistent/depth_model.xml"], "/nonexistent/depth_model.xml"),
+    (["-p", "model_path:=/nonexistent/depth_model.xml", "-p", "cloud_stride:=99"],
+     "parameter 'cloud_stride'"),
+])
+def test_start_up_errors_exit_1_with_one_clear_line(workspace, tmp_path_factory, ros_args,
+                                                    words):
+    proc = _start(workspace, tmp_path_factory, "failing_node", ["-r", "__ns:=/failing", *ros_args])
+    rc = proc.wait(30.0)
+    proc.stop(signal.SIGKILL)
+    output = proc.output()
+    assert rc == 1, output
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if "error:" in line]
+    assert len(errors) == 1 and words in errors[0], output
