@@ -37,10 +37,10 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
     ],
-    install_requires=["setuptools", "numpy", "openvino>=2024.0", "opencv-python-headless", "pyyaml"],
+    install_requires=["setuptools", "numpy", "openvino>=2024.0", "opencv-python-headless"],
     extras_require={
         "export": ["torch", "onnx", "onnxscript", "nncf"],
-        "test": ["pytest", "hypothesis", "onnxruntime"],
+        "test": ["pytest", "hypothesis", "onnxruntime", "pyyaml", "transformers"],
     },
     cmdclass={"install": InstallWithModels},
     zip_safe=True,
