@@ -39,8 +39,8 @@ setup(
     ],
     install_requires=["setuptools", "numpy", "openvino>=2024.0", "opencv-python-headless"],
     extras_require={
-        "export": ["torch", "onnx", "onnxscript", "nncf"],
-        "test": ["pytest", "hypothesis", "onnxruntime", "pyyaml", "transformers"],
+        "export": ["torch", "onnx", "onnxscript", "nncf", "huggingface_hub", "safetensors"],
+        "test": ["pytest", "hypothesis", "onnxruntime", "pyyaml", "transformers", "matplotlib", "psutil"],
     },
     cmdclass={"install": InstallWithModels},
     zip_safe=True,
