@@ -42,15 +42,19 @@ def private_domain_id() -> int:
     return 1 + os.getpid() % 100
 
 
-def colcon_build(repo: Path, workspace: Path, timeout_s: float = 240.0) -> dict[str, str]:
+def colcon_build(repo: Path, workspace: Path, timeout_s: float = 240.0,
+                 build_env: Optional[dict[str, str]] = None) -> dict[str, str]:
     """Build a copy of ``repo`` in ``workspace``; return the environment of its install/setup.bash.
 
     colcon runs from the interpreter's own environment (the venv) so the console
     scripts get its python in their shebang, as a user's ``colcon build`` would.
+    ``build_env`` adds variables (DEPTH_ANYTHING_MODELS...) to the build only.
     """
-    shutil.copytree(repo, workspace / "src" / PACKAGE, ignore=_NOT_SOURCE)
+    if not (workspace / "src" / PACKAGE).exists():
+        shutil.copytree(repo, workspace / "src" / PACKAGE, ignore=_NOT_SOURCE)
     env = dict(os.environ)
-    env.pop("DEPTH_ANYTHING_MODELS", None)  # no model export during the test build
+    env.pop("DEPTH_ANYTHING_MODELS", None)  # no model export unless asked for
+    env.update(build_env or {})
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     build = subprocess.run(["colcon", "build", "--event-handlers", "console_direct-"],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import time
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +36,37 @@ def test_missing_local_checkpoint_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("DEPTH_ANYTHING_CHECKPOINTS", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="depth_anything_v2_vitb.pth"):
         export_listed("vitb", tmp_path / "models")
+
+
+def test_colcon_build_exports_listed_models_and_node_finds_them(synthetic_checkpoint,
+                                                                 tmp_path):
+    """The whole build-time route: colcon build with DEPTH_ANYTHING_MODELS, a rebuild that
+    skips the export, and the installed node starting on the default model_path."""
+    from ros_harness import colcon_build, private_domain_id, start_node
+
+    repo = Path(__file__).resolve().parents[1]
+    checkpoints = tmp_path / "ck"
+    checkpoints.mkdir()
+    shutil.copy(synthetic_checkpoint, checkpoints / "depth_anything_v2_metric_vkitti_vits.pth")
+    build_env = {"DEPTH_ANYTHING_MODELS": "vits-metric-outdoor@56x70",
+                 "DEPTH_ANYTHING_CHECKPOINTS": str(checkpoints)}
+    workspace = tmp_path / "ws"
+    env = colcon_build(repo, workspace, build_env=build_env)
+    models = workspace / "install" / "depth_anything_ros" / "share" / "depth_anything_ros" / "models"
+    xml = models / "vits_metric_outdoor_518x644_fp16.xml"
+    assert xml.is_file() and xml.with_suffix(".bin").is_file()
+    stamp = xml.stat().st_mtime_ns
+    colcon_build(repo, workspace, build_env=build_env)
+    assert xml.stat().st_mtime_ns == stamp, "rebuild re-exported an up-to-date model"
+
+    node = start_node(env, workspace, tmp_path / "log", private_domain_id(),
+                      ["-p", f"cache_dir:={tmp_path / 'cache'}"])
+    try:
+        deadline = time.monotonic() + 60
+        while "vits metric model" not in node.output() and time.monotonic() < deadline:
+            assert node.popen.poll() is None, node.output()
+            time.sleep(0.2)
+        assert "vits metric model, network 518x644" in node.output()
+    finally:
+        rc, _ = node.stop()
+    assert rc == 0, node.output()
