@@ -13,8 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .cli_errors import run_reporting_errors
 from .colorize import COLORMAPS, Colorizer
-from .engine import DepthEngine, EngineConfig, ModelLoadError
+from .engine import DepthEngine, EngineConfig
 from .geometry import Intrinsics, RayGrid
 
 
@@ -69,12 +70,7 @@ def write_ply(path: Path, points: np.ndarray, bgr: np.ndarray) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ModelLoadError, ValueError, OSError) as exc:
-        print(f"depth_anything_infer: error: {exc}", file=sys.stderr)
-        return 1
+    return run_reporting_errors("depth_anything_infer", run, build_parser().parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:

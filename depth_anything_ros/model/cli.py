@@ -7,6 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..cli_errors import run_reporting_errors
 from ..metadata import METRIC_MAX_DEPTH
 from ..sizing import DEFAULT_SIDE, check_network_size, network_size, parse_hw
 from .configs import ENCODERS
@@ -64,12 +65,7 @@ def resolve_size(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, RuntimeError, OSError) as exc:
-        print(f"depth_anything_export: error: {exc}", file=sys.stderr)
-        return 1
+    return run_reporting_errors("depth_anything_export", run, build_parser().parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:
