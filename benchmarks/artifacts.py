@@ -5,7 +5,8 @@ with the real architecture is generated (../shared/reference/make_checkpoint.py)
 timings are those of the real network, only the depth values are meaningless. All IRs are
 metric (indoor head, 20 m) because the node publishes depth and clouds only for metric
 models; the head's sigmoid costs nothing measurable. Cache entries are keyed by a hash of
-the export code and library versions, so an export change never reuses a stale IR.
+the export code, the checkpoint, the calibration scene generator and the library
+versions, so a change to any of them never reuses a stale IR.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def scenes(count: int, height: int, width: int, first_seed: int = 0) -> list[np.
 
 
 def _fingerprint(*parts: str) -> str:
-    """Export code + library versions: what decides the bytes of an exported IR."""
+    """Export code, calibration scenes and library versions: what decides the bytes of
+    an exported IR."""
     import nncf
     import openvino
     import torch
@@ -62,6 +64,7 @@ def _fingerprint(*parts: str) -> str:
     digest = hashlib.sha256()
     sources = sorted((REPO / "depth_anything_ros" / "model").glob("*.py"))
     sources += [REPO / "depth_anything_ros" / name for name in ("metadata.py", "preprocess.py")]
+    sources.append(REPO / "test" / "scenes.py")  # the INT8 calibration images
     for path in sources:
         digest.update(path.read_bytes())
     for part in (torch.__version__, openvino.__version__, nncf.__version__, *parts):
@@ -85,18 +88,23 @@ class ModelBuilder:
 
     def __init__(self, cache: Path, encoder: str, checkpoint: Path | None,
                  calibration_size: int, log: Callable[[str], None] = print) -> None:
-        self.cache = cache
         self.encoder = encoder
         self.calibration_size = calibration_size
         self.log = log
         self._checkpoint = checkpoint
         self._loaded = None
-        source = str(checkpoint.resolve()) if checkpoint else f"synthetic-{SYNTHETIC_SEED}"
+        if checkpoint is not None:
+            stat = checkpoint.stat()
+            source = f"{checkpoint.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        else:
+            generator = reference_dir() / "make_checkpoint.py"
+            source = hashlib.sha256(generator.read_bytes()).hexdigest() if generator.is_file() \
+                else "missing generator"
         self.root = cache / f"{encoder}-{_fingerprint(encoder, source)}"
 
     def checkpoint(self) -> Path:
         if self._checkpoint is None:
-            path = self.cache / f"synthetic_{self.encoder}_seed{SYNTHETIC_SEED}.pth"
+            path = self.root / f"synthetic_{self.encoder}_seed{SYNTHETIC_SEED}.pth"
             if not path.is_file():
                 import torch
 
@@ -172,7 +180,7 @@ class ModelBuilder:
     def _calibration_images(self) -> Path:
         import cv2
 
-        folder = self.cache / f"calibration_scenes_{self.calibration_size}"
+        folder = self.root / f"calibration_scenes_{self.calibration_size}"
         if not folder.is_dir():
             with _Staged(folder) as tmp:
                 tmp.mkdir()

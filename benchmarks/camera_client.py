@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
+from depth_anything_ros.diagnostics import KEY_INFERENCE_MEAN, KEY_PUBLISHED, KEY_RECEIVED
+from depth_anything_ros.node import NODE_NAME
 from depth_anything_ros.ros_codec import fill_data
 
 OUTPUTS = {"depth": ("depth/image", Image), "colorized": ("depth/colorized", Image),
@@ -36,7 +39,6 @@ def camera_image(pixels: np.ndarray, header: Header) -> Image:
                 is_bigendian=False, step=width * 3)
     fill_data(msg, pixels)
     return msg
-
 
 
 def _stamp_ns(header: Header) -> int:
@@ -76,8 +78,10 @@ class Arrivals:
 
 
 class CameraClient:
-    """Publishes bgr8 frames + CameraInfo (sensor-data QoS, as camera drivers do) and
-    subscribes to all three outputs reliably (as rviz2 and depth_image_proc do)."""
+    """Publishes bgr8 frames + CameraInfo reliably (as most camera drivers do; a
+    best-effort subscriber still gets them best-effort), subscribes to all three outputs
+    reliably (as rviz2 and depth_image_proc do) and keeps the node's frame counter from
+    /diagnostics."""
 
     def __init__(self, domain_id: int, namespace: str, pixels: np.ndarray) -> None:
         self.context = Context()
@@ -85,10 +89,15 @@ class CameraClient:
         self.node = rclpy.create_node("bench_camera", namespace=namespace,
                                       context=self.context)
         camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                                reliability=ReliabilityPolicy.BEST_EFFORT)
+                                reliability=ReliabilityPolicy.RELIABLE)
         self._image_pub = self.node.create_publisher(Image, "image", camera_qos)
         self._info_pub = self.node.create_publisher(CameraInfo, "camera_info", camera_qos)
         self.arrivals = Arrivals()
+        self.frames_received_by_node: int | None = None
+        self.frames_published_by_node: int | None = None
+        # The node's own per-second mean of its engine.infer time, while reporting.
+        self.node_inference_ms: list[float] = []
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics, 10)
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                              reliability=ReliabilityPolicy.RELIABLE)
         for key, (topic, msg_type) in OUTPUTS.items():
@@ -113,6 +122,19 @@ class CameraClient:
         self._camera: threading.Thread | None = None
         self._camera_stop = threading.Event()
 
+    def _diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            # "<name or namespace/name>: <task>", as diagnostic_updater names statuses
+            if status.name.split(":")[0].endswith(NODE_NAME):
+                values = {kv.key: kv.value for kv in status.values}
+                if KEY_RECEIVED in values:
+                    self.frames_received_by_node = int(values[KEY_RECEIVED])
+                if KEY_PUBLISHED in values:
+                    self.frames_published_by_node = int(values[KEY_PUBLISHED])
+                mean = float(values.get(KEY_INFERENCE_MEAN, "0"))
+                if mean > 0:
+                    self.node_inference_ms.append(mean)
+
     def _spin(self) -> None:
         try:
             self._executor.spin()
@@ -131,7 +153,8 @@ class CameraClient:
         return now
 
     def connected(self) -> bool:
-        """The node has matched our image publisher and all our subscriptions."""
+        """Our image publisher has matched the node and the node's outputs exist. The
+        node's side of the match may still be pending: see ``ros_e2e.first_output``."""
         return (self._image_pub.get_subscription_count() > 0
                 and all(self.node.count_publishers(self.node.resolve_topic_name(topic)) > 0
                         for topic, _ in OUTPUTS.values()))

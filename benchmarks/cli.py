@@ -90,13 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     calibration_size = args.calibration_size or (QUICK["calibration_size"] if quick else 32)
     ros_duration = args.ros_duration or (QUICK["ros_duration"] if quick else 20.0)
     sizes = args.image_size or (list(DEFAULT_SIZES[:1]) if quick else list(DEFAULT_SIZES))
-    cache = args.cache or Path.home() / ".cache" / "depth_anything_ros" / "benchmarks"
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
     # Imported here so that --help works without the export extras.
-    from benchmarks.artifacts import ModelBuilder
+    from benchmarks.artifacts import DEFAULT_CACHE, ModelBuilder
     from benchmarks.machine import describe_machine
     from benchmarks.model_latency import ModelSection, Settings
     from benchmarks.report import write_all
@@ -108,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         else argv, "encoder": args.encoder, "runs": runs, "warmup": warmup,
         "calibration_size": calibration_size, "machine": machine.to_json(),
         "versions": _versions(), "load_average": {"start": os.getloadavg()[0]}}}
-    builder = ModelBuilder(cache, args.encoder, args.checkpoint, calibration_size, log)
+    builder = ModelBuilder(args.cache or DEFAULT_CACHE, args.encoder, args.checkpoint,
+                           calibration_size, log)
     camera = sizes[0]
     primary_net = network_size(*camera, side=args.side)
     failed = False
@@ -127,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         result["seconds"] = round(time.perf_counter() - begun, 1)
         return result
 
-    model_only_ms = None
     if "model" in args.sections:
         settings = Settings(runs, warmup, QUICK["held_out"] if quick else 4,
                             max(runs, 8 if quick else 40))
@@ -138,33 +137,27 @@ def main(argv: list[str] | None = None) -> int:
             key = f"{net[0]}x{net[1]}"
             results["model"][key] = section(f"model {key}",
                                             lambda size=size, net=net: runner.run(size, net))
-        first = results["model"].get(f"{primary_net[0]}x{primary_net[1]}", {})
-        for row in first.get("rows", []):
-            if row["key"] == "ours_fp16":
-                model_only_ms = row["latency"]["median_ms"]
 
-    needs_models = {"pipeline", "ros", "startup"} & set(args.sections)
-    models = builder.models(primary_net, ("fp16",)) if needs_models else None
+    def node_models():
+        """The node's default IR (FP16) at the first camera size, exported if needed."""
+        return builder.models(primary_net, ("fp16",))
+
     if "pipeline" in args.sections:
         from benchmarks.pipeline_stages import run_pipeline
 
         results["pipeline"] = section("pipeline", lambda: run_pipeline(
-            models, camera, runs, warmup, args.domain_id, log))
-        if model_only_ms is None and "stages" in results.get("pipeline", {}):
-            model_only_ms = results["pipeline"]["stages"][1]["latency"]["median_ms"]
+            node_models(), camera, runs, warmup, args.domain_id, log))
     if "ros" in args.sections:
         from benchmarks.ros_e2e import run_ros
 
-        if model_only_ms is None:
-            model_only_ms = _model_only_ms(models, camera, runs, warmup)
         results["ros"] = section("ros", lambda: run_ros(
-            models, camera, runs, warmup, ros_duration, args.camera_hz, args.domain_id,
-            work, model_only_ms, log))
+            node_models(), camera, runs, warmup, ros_duration, args.camera_hz, args.domain_id,
+            work, log))
     if "startup" in args.sections:
         from benchmarks.startup import run_startup
 
         results["startup"] = section("startup", lambda: run_startup(
-            models, camera, args.domain_id, work, log))
+            node_models(), camera, args.domain_id, work, log))
 
     results["meta"]["load_average"]["end"] = os.getloadavg()[0]
     results["meta"]["seconds"] = round(time.time() - started, 1)
@@ -180,13 +173,3 @@ def main(argv: list[str] | None = None) -> int:
         f"({results['meta']['seconds']:.0f} s)")
     return 1 if failed else 0
 
-
-def _model_only_ms(models, camera: tuple[int, int], runs: int, warmup: int) -> float:
-    """The node's inference call alone, when neither the model nor the pipeline section ran."""
-    from benchmarks.artifacts import scenes
-    from benchmarks.timing import measure
-    from depth_anything_ros.engine import DepthEngine, EngineConfig
-
-    engine = DepthEngine(EngineConfig(str(models.ours["fp16"]), cache_dir="none"))
-    frame = scenes(1, *camera)[0]
-    return measure(lambda: engine.infer(frame), runs, warmup).median_ms

@@ -1,10 +1,11 @@
-"""What the benchmark ran on, and a rough compute peak to compare achieved GFLOP/s with.
+"""What the benchmark ran on, and an estimated compute peak for the achieved GFLOP/s.
 
-The peak is an estimate from ``lscpu``, not a measurement: physical cores x clock x
-FLOPs per cycle, where FLOPs per cycle assumes two FMA pipes per core at the widest vector
-width the flags advertise (an FMA being 2 FLOPs). It ignores turbo and AVX-512
-down-clocking, so real attainable peaks are lower; it is a yardstick for "how far from
-the limit", not a promise.
+The peak comes from ``lscpu``: physical cores x clock x FLOPs per cycle, where FLOPs per
+cycle assumes two FMA pipes per core at the widest vector width the flags advertise (an
+FMA being 2 FLOPs). The clock is lscpu's max MHz; virtual machines often report none, and
+then the nominal clock from /proc/cpuinfo is used, which boost clocks exceed: a model can
+then beat the "peak", which says the clock assumption is low. The measured GEMM rate in
+``model_latency`` is the practical counterpart.
 """
 
 from __future__ import annotations

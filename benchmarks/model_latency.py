@@ -6,6 +6,10 @@ network call alone. Our rows time ``DepthEngine.infer`` from the u8 camera image
 at camera size, i.e. they also pay for the in-graph preprocessing and the output resize:
 every ratio against a baseline is conservative. The numpy preprocessing and the resize
 the baselines would still need are timed separately (``baseline_extra_ms``).
+
+All variants are loaded first and then timed in interleaved rounds
+(``timing.measure_interleaved``): on a machine shared with other work, a busy minute
+then slows every variant alike instead of whichever one happened to be running.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 from benchmarks.artifacts import HELD_OUT_SEED, ModelBuilder, ModelFiles, scenes
 from benchmarks.flops import count_flops
 from benchmarks.machine import Machine
-from benchmarks.timing import Latency, measure
+from benchmarks.timing import SPIN_PAUSE_S, Latency, measure_interleaved
 from depth_anything_ros.engine import DepthEngine, EngineConfig
 from depth_anything_ros.preprocess import reference_tensor
 
@@ -39,7 +43,8 @@ class Row:
     median_rel_error: float | None = None   # vs our FP32 IR run in f32, held-out scenes
     p95_rel_error: float | None = None
     gflops_per_s: float | None = None
-    peak_fraction: float | None = None      # of the machine's peak at `execution`
+    peak_fraction: float | None = None      # of the estimated peak at `execution`
+    gemm_fraction: float | None = None      # of the measured GEMM rate at `execution`
 
     @property
     def ms_per_frame(self) -> float:
@@ -57,6 +62,56 @@ class Settings:
     warmup: int
     held_out: int             # scenes for the accuracy columns
     throughput_frames: int
+
+
+@dataclass
+class _Timed:
+    row: Row
+    call: Callable[[], object]
+    infer: Callable[[np.ndarray], np.ndarray] | None = None  # ours: for the accuracy check
+
+
+@dataclass
+class _Queued:
+    row: Row
+    queue: object             # ov.AsyncInferQueue
+    frame: np.ndarray
+
+    def run(self, frames: int) -> float:
+        """frames/s for ``frames`` submissions kept ``requests`` deep."""
+        started = time.perf_counter()
+        for _ in range(frames):
+            self.queue.start_async({0: self.frame})
+        self.queue.wait_all()
+        return frames / (time.perf_counter() - started)
+
+
+GEMM_SIZE = 2048
+GEMM_FLOPS = 2 * GEMM_SIZE**3
+
+
+def gemm_calls() -> dict[str, Callable[[], object]]:
+    """A 2048^3 matrix product compiled by OpenVINO for f32 and, where the CPU computes it,
+    bf16: the friendliest workload there is for the same runtime, so its best rate is the
+    practical ceiling the model's GFLOP/s is compared with ("% of GEMM"). (PyTorch's f32
+    matmul was no ceiling here: its MKL path reached 200 GFLOP/s on an AMD CPU where ONNX
+    Runtime ran the whole model at 320.)"""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    rng = np.random.default_rng(0)
+    weights = rng.random((GEMM_SIZE, GEMM_SIZE), np.float32)
+    data = rng.random((GEMM_SIZE, GEMM_SIZE), np.float32)
+    param = ops.parameter([GEMM_SIZE, GEMM_SIZE], ov.Type.f32)
+    model = ov.Model([ops.matmul(param, ops.constant(weights), False, False)], [param])
+    calls = {}
+    for hint in ("f32", "bf16"):
+        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        if _ov_precision(compiled) != hint:
+            continue  # no bf16 on this CPU: it would just repeat f32
+        request = compiled.create_infer_request()
+        calls[hint] = lambda request=request: request.infer({0: data})
+    return calls
 
 
 def _ov_precision(compiled) -> str:
@@ -87,43 +142,96 @@ class ModelSection:
         held_out = scenes(s.held_out, *camera_size, first_seed=HELD_OUT_SEED)
         net_input = reference_tensor(camera, *network_size)
 
-        rows = [self._pytorch(net_input), self._onnxruntime(models, net_input)]
-        rows += self._ov_naive(models, net_input)
-        references: list[np.ndarray] = []
+        timed = [self._pytorch(net_input), self._onnxruntime(models, net_input)]
+        timed += self._ov_naive(models, net_input)
         for precision in models.ours:
-            rows += self._ours(models, precision, camera, held_out, references)
-        for precision in ("fp16", "int8"):
-            if precision in models.ours:
-                rows.append(self._throughput(models, precision, camera))
-        for row in rows:
-            self._add_compute(row, flops.gflops)
-
-        extra = {
-            "numpy_preprocess": measure(lambda: reference_tensor(camera, *network_size),
-                                        s.runs, 1).to_json(),
-            "resize_back": measure(lambda: cv2.resize(net_input[0, 0], camera_size[::-1],
-                                                      interpolation=cv2.INTER_LINEAR),
-                                   s.runs, 1).to_json(),
+            timed += self._ours(models, precision, camera)
+        # What the baselines would still need to go from camera image to depth, timed
+        # alongside them under the same conditions.
+        extra_calls = {
+            "numpy_preprocess": lambda: reference_tensor(camera, *network_size),
+            "resize_back": lambda: cv2.resize(net_input[0, 0], camera_size[::-1],
+                                              interpolation=cv2.INTER_LINEAR),
         }
+        gemm = gemm_calls()
+        timings = self._time_interleaved(timed, {**extra_calls, **gemm})
+        extra = {name: timings[name] for name in extra_calls}
+        # Best of the rounds: the rate the machine reaches when nothing else interferes.
+        gemm_gflops = {name: round(GEMM_FLOPS / (timings[name]["min_ms"] / 1e3) / 1e9, 1)
+                       for name in gemm}
+        if "fp32" in models.ours:
+            self._accuracy(models, timed, held_out)
+        queued = [self._queued(models, p, camera) for p in ("fp16", "int8") if p in models.ours]
+        self._time_queued(queued)
+
+        rows = [t.row for t in timed] + [q.row for q in queued]
+        for row in rows:
+            self._add_compute(row, flops.gflops, gemm_gflops)
         return {"camera_size": list(camera_size), "network_size": list(network_size),
-                "flops": flops.to_json(), "baseline_extra_ms": extra,
+                "flops": flops.to_json(), "gemm_gflops": gemm_gflops,
+                "baseline_extra_ms": extra,
                 "rows": [r.to_json() for r in rows]}
 
-    def _add_compute(self, row: Row, gflops: float) -> None:
+    # --- timing --------------------------------------------------------------------
+
+    def _time_interleaved(self, timed: list[_Timed],
+                          extra_calls: dict[str, Callable[[], object]]) -> dict[str, dict]:
+        """Fills each row's latency; returns the extra calls' latencies as JSON."""
+        s = self.settings
+        self.log(f"  {len(timed)} variants, {s.warmup} warm-up calls each, then {s.runs} "
+                 "interleaved rounds")
+        latencies = measure_interleaved([item.call for item in timed] + list(extra_calls.values()),
+                                        s.runs, s.warmup, SPIN_PAUSE_S)
+        extra = {name: latency.to_json()
+                 for name, latency in zip(extra_calls, latencies[len(timed):])}
+        for item, latency in zip(timed, latencies):
+            item.row.latency = latency
+            self.log(f"  {item.row.backend}: median {latency.median_ms:.1f} ms, "
+                     f"p90 {latency.p90_ms:.1f} ms")
+        return extra
+
+    def _time_queued(self, queued: list[_Queued]) -> None:
+        """Throughput in chunks of 4 x requests frames (each chunk fills and drains the
+        queue, so the figure is slightly conservative), chunks of the variants
+        interleaved; frames/s is the median over chunks."""
+        if not queued:
+            return
+        chunk = 4 * max(int(q.row.requests or 1) for q in queued)
+        chunks = max(3, self.settings.throughput_frames // chunk)
+        for item in queued:
+            item.run(chunk)  # warm-up
+        rates: list[list[float]] = [[] for _ in queued]
+        for _ in range(chunks):
+            for index, item in enumerate(queued):
+                time.sleep(SPIN_PAUSE_S)
+                rates[index].append(item.run(chunk))
+        for item, values in zip(queued, rates):
+            item.row.fps = float(np.median(values))
+            self.log(f"  {item.row.backend}: {item.row.fps:.2f} frames/s")
+
+    def _accuracy(self, models: ModelFiles, timed: list[_Timed],
+                  held_out: list[np.ndarray]) -> None:
+        reference = self._engine(models.ours["fp32"], inference_precision="f32")
+        references = [reference.infer(image) for image in held_out]
+        for item in timed:
+            if item.infer is not None:
+                outputs = [item.infer(image) for image in held_out]
+                item.row.median_rel_error, item.row.p95_rel_error = \
+                    _relative_errors(outputs, references)
+
+    def _add_compute(self, row: Row, gflops: float, gemm_gflops: dict[str, float]) -> None:
         seconds = row.ms_per_frame / 1e3
-        if seconds > 0:
-            row.gflops_per_s = round(gflops / seconds, 1)
-            execution = "int8" if row.weights == "int8" else row.execution
-            row.peak_fraction = round(row.gflops_per_s / self.machine.peak_for(execution), 4)
+        if seconds <= 0:
+            return
+        row.gflops_per_s = round(gflops / seconds, 1)
+        execution = "int8" if row.weights == "int8" else row.execution
+        row.peak_fraction = round(row.gflops_per_s / self.machine.peak_for(execution), 4)
+        gemm = gemm_gflops.get(execution)  # no int8 GEMM reference
+        row.gemm_fraction = round(row.gflops_per_s / gemm, 4) if gemm else None
 
-    def _timed(self, label: str, fn: Callable[[], object]) -> Latency:
-        started = time.perf_counter()
-        latency = measure(fn, self.settings.runs, self.settings.warmup)
-        self.log(f"  {label}: median {latency.median_ms:.1f} ms, p90 {latency.p90_ms:.1f} ms "
-                 f"({time.perf_counter() - started:.0f} s)")
-        return latency
+    # --- variants ------------------------------------------------------------------
 
-    def _pytorch(self, net_input: np.ndarray) -> Row:
+    def _pytorch(self, net_input: np.ndarray) -> _Timed:
         import torch
 
         model = self.builder.loaded().model
@@ -133,68 +241,53 @@ class ModelSection:
             with torch.inference_mode():
                 model(tensor)
 
-        latency = self._timed(f"PyTorch eager ({torch.get_num_threads()} threads)", run)
-        return Row("pytorch", f"PyTorch {torch.__version__.split('+')[0]} eager", "fp32",
-                   "f32", "f32 NCHW", latency)
+        version = torch.__version__.split("+")[0]
+        return _Timed(Row("pytorch", f"PyTorch {version} eager, {torch.get_num_threads()} "
+                          "threads", "fp32", "f32", "f32 NCHW"), run)
 
-    def _onnxruntime(self, models: ModelFiles, net_input: np.ndarray) -> Row:
+    def _onnxruntime(self, models: ModelFiles, net_input: np.ndarray) -> _Timed:
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(models.onnx), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        latency = self._timed("ONNX Runtime CPU", lambda: session.run(None, {name: net_input}))
-        return Row("onnxruntime", f"ONNX Runtime {ort.__version__} CPU", "fp32", "f32",
-                   "f32 NCHW", latency)
+        return _Timed(Row("onnxruntime", f"ONNX Runtime {ort.__version__} CPU", "fp32", "f32",
+                          "f32 NCHW"), lambda: session.run(None, {name: net_input}))
 
-    def _ov_naive(self, models: ModelFiles, net_input: np.ndarray) -> list[Row]:
+    def _ov_naive(self, models: ModelFiles, net_input: np.ndarray) -> list[_Timed]:
         import openvino as ov
 
-        rows = []
+        timed: list[_Timed] = []
         for hint in ("", "f32"):
-            core = ov.Core()
             config = {"INFERENCE_PRECISION_HINT": hint} if hint else {}
-            compiled = core.compile_model(str(models.naive_ir), "CPU", config)
+            compiled = ov.Core().compile_model(str(models.naive_ir), "CPU", config)
             execution = _ov_precision(compiled)
-            if hint and rows and rows[0].execution == execution:
+            if timed and timed[0].row.execution == execution:
                 break  # the default already computes in f32: the hint changes nothing
             request = compiled.create_infer_request()
             label = "OpenVINO naive (ovc IR, default)" + (f", {hint} hint" if hint else "")
-            latency = self._timed(label, lambda: request.infer({0: net_input}))
-            rows.append(Row("ov_naive" + (f"_{hint}" if hint else ""), label, "fp16",
-                            execution, "f32 NCHW", latency))
-        return rows
+            timed.append(_Timed(Row("ov_naive" + (f"_{hint}" if hint else ""), label, "fp16",
+                                    execution, "f32 NCHW"),
+                                lambda request=request: request.infer({0: net_input})))
+        return timed
 
     def _engine(self, xml, **config) -> DepthEngine:
         return DepthEngine(EngineConfig(str(xml), cache_dir="none", **config))
 
-    def _ours(self, models: ModelFiles, precision: str, camera: np.ndarray,
-              held_out: list[np.ndarray], references: list[np.ndarray]) -> list[Row]:
-        """Default precision, then the f32 hint where it differs. The first f32 run of the
-        FP32 IR provides the accuracy reference (filled into ``references``)."""
-        order = ("f32", "") if precision == "fp32" else ("", "f32")
-        rows: list[Row] = []
-        seen: set[str] = set()
-        height, width = camera.shape[:2]
-        for hint in order:
+    def _ours(self, models: ModelFiles, precision: str, camera: np.ndarray) -> list[_Timed]:
+        """The device's default precision, then the f32 hint where that differs."""
+        timed: list[_Timed] = []
+        for hint in ("", "f32"):
             engine = self._engine(models.ours[precision], inference_precision=hint)
-            execution = _ov_precision(engine.compiled(height, width))
-            if execution in seen:
-                continue  # same computation as the row already measured
-            seen.add(execution)
-            suffix = f", {hint} hint" if hint else ", default"
-            label = f"ours {precision.upper()} IR{suffix}"
-            latency = self._timed(label, lambda: engine.infer(camera))
-            outputs = [engine.infer(image) for image in held_out]
-            if not references:
-                references.extend(outputs)
-            median, p95 = _relative_errors(outputs, references)
-            rows.append(Row(f"ours_{precision}" + (f"_{hint}" if hint else ""), label,
-                            precision, execution, "u8 image", latency,
-                            median_rel_error=median, p95_rel_error=p95))
-        rows.sort(key=lambda r: r.key.endswith("_f32"))  # default first in the table
-        return rows
+            execution = _ov_precision(engine.compiled(*camera.shape[:2]))
+            if timed and timed[0].row.execution == execution:
+                break
+            label = f"ours {precision.upper()} IR, " + (f"{hint} hint" if hint else "default")
+            timed.append(_Timed(Row(f"ours_{precision}" + (f"_{hint}" if hint else ""), label,
+                                    precision, execution, "u8 image"),
+                                lambda engine=engine: engine.infer(camera), engine.infer))
+        return timed
 
-    def _throughput(self, models: ModelFiles, precision: str, camera: np.ndarray) -> Row:
+    def _queued(self, models: ModelFiles, precision: str, camera: np.ndarray) -> _Queued:
         """THROUGHPUT hint: the plugin's streams, fed by an AsyncInferQueue holding as many
         requests as it asks for."""
         import openvino as ov
@@ -203,19 +296,9 @@ class ModelSection:
         compiled = engine.compiled(*camera.shape[:2])
         requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         streams = int(compiled.get_property("NUM_STREAMS"))
-        queue = ov.AsyncInferQueue(compiled, requests)
-        frame = np.ascontiguousarray(camera)[None]
-        frames = max(self.settings.throughput_frames, 2 * requests)
-        for _ in range(requests):
-            queue.start_async({0: frame})
-        queue.wait_all()
-        started = time.perf_counter()
-        for _ in range(frames):
-            queue.start_async({0: frame})
-        queue.wait_all()
-        fps = frames / (time.perf_counter() - started)
-        label = f"ours {precision.upper()} IR, THROUGHPUT hint, async queue"
-        self.log(f"  {label}: {fps:.2f} frames/s ({streams} streams, {requests} requests)")
-        return Row(f"ours_{precision}_throughput", label, precision,
-                   _ov_precision(compiled), "u8 image", None, fps=fps, streams=streams,
-                   requests=requests)
+        label = (f"ours {precision.upper()} IR, THROUGHPUT hint, async queue "
+                 f"({streams} streams, {requests} requests)")
+        row = Row(f"ours_{precision}_throughput", label, precision, _ov_precision(compiled),
+                  "u8 image", streams=streams, requests=requests)
+        return _Queued(row, ov.AsyncInferQueue(compiled, requests),
+                       np.ascontiguousarray(camera)[None])

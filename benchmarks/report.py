@@ -47,31 +47,35 @@ def model_table(size_key: str, section: dict, encoder: str) -> str:
     lines = [f"### Model only: {encoder}, camera {cam[0]}x{cam[1]} -> network "
              f"{net[0]}x{net[1]} ({section['flops']['gflops']:.1f} GFLOPs)", "",
              "| backend | weights | computes in | input | median ms | p90 ms | frames/s | "
-             "GFLOP/s | % of peak | x PyTorch | x ORT | x naive OV | median rel. err |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "GFLOP/s | % of est. peak | % of GEMM | x PyTorch | x ORT | x naive OV | "
+             "median rel. err |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in section["rows"]:
         latency = row.get("latency") or {}
         ms = _ms_per_frame(row)
         fps = row["fps"] if row.get("fps") else (1e3 / ms if ms else None)
         backend = row["backend"]
-        if row.get("streams"):
-            backend += f" ({row['streams']} streams, {row['requests']} requests)"
         err = row.get("median_rel_error")
-        err_text = ("reference" if row["key"] == "ours_fp32_f32"
+        is_reference = (row["key"].startswith("ours_fp32") and row["execution"] == "f32"
+                        and not row.get("fps"))
+        err_text = ("reference" if is_reference
                     else _fmt(100 * err, 2, " %") if err is not None else "—")
         lines.append(
             f"| {backend} | {row['weights']} | {row['execution']} | {row['input']} | "
             f"{_fmt(latency.get('median_ms'))} | {_fmt(latency.get('p90_ms'))} | "
             f"{_fmt(fps, 2)} | {_fmt(row.get('gflops_per_s'), 0)} | "
             f"{_fmt(100 * row['peak_fraction'] if row.get('peak_fraction') else None, 0, ' %')} | "
+            f"{_fmt(100 * row['gemm_fraction'] if row.get('gemm_fraction') else None, 0, ' %')} | "
             f"{_fmt(_ratio(rows.get('pytorch'), row), 2)} | "
             f"{_fmt(_ratio(rows.get('onnxruntime'), row), 2)} | "
             f"{_fmt(_ratio(rows.get('ov_naive'), row), 2)} | {err_text} |")
     extra = section["baseline_extra_ms"]
+    gemm = ", ".join(f"{k} {v:.0f}" for k, v in section.get("gemm_gflops", {}).items())
     lines += ["", f"Baseline rows time the network call on a preprocessed f32 tensor; they "
               f"would also need numpy preprocessing ({extra['numpy_preprocess']['median_ms']:.1f}"
               f" ms) and the resize back to camera size "
-              f"({extra['resize_back']['median_ms']:.1f} ms). Our rows include both (in graph)."]
+              f"({extra['resize_back']['median_ms']:.1f} ms). Our rows include both (in graph). "
+              f"Measured GEMM ceiling (best 2048^3 OpenVINO matmul in the same rounds): {gemm} GFLOP/s."]
     return "\n".join(lines)
 
 
@@ -99,22 +103,45 @@ def _lat(entry: dict | None) -> str:
     return f"{entry['median_ms']:.1f} ({entry['p90_ms']:.1f})"
 
 
-def ros_table(section: dict) -> str:
-    seq, sus = section["sequential"], section["sustained"]
-    cam = section["camera_size"]
-    lines = [f"### Through ROS 2: camera {cam[0]}x{cam[1]} -> node process -> subscriber "
-             f"(model only: {section['model_only_ms']:.1f} ms)", "",
-             "| measurement | depth ms | colorized ms | cloud ms | all three ms | frames | "
-             "result |", "|---|---:|---:|---:|---:|---:|---|"]
-    lines.append(f"| one frame in flight, median (p90) | {_lat(seq['depth'])} | "
-                 f"{_lat(seq['colorized'])} | {_lat(seq['points'])} | {_lat(seq['all'])} | "
-                 f"{seq['frames']} | {_fmt(section['latency_ratio'], 2)}x model-only |")
+def expected_rate(sus: dict, model_only_ms: float) -> float:
+    """What a perfect pipeline would output: the camera rate or 1/model-only, the lower."""
+    return min(sus["camera_hz"], 1e3 / model_only_ms)
+
+
+def _sustained_row(label: str, sus: dict, model_only_ms: float) -> str:
     growth = sus.get("latency_growth")
-    lines.append(f"| camera at {sus['camera_hz']:g} Hz for {sus['duration_s']:g} s, median (p90) | "
-                 f"{_lat(sus['depth'])} | {_lat(sus['colorized'])} | {_lat(sus['points'])} | "
-                 f"{_lat(sus['all'])} | {sus['frames']} of {sus['published']} | "
-                 f"{sus['output_hz']:.2f} outputs/s = {section['rate_ratio']:.2f}x 1/model-only; "
-                 f"last/first third latency {_fmt(growth, 2)}x |")
+    received = sus.get("node_received_fraction")
+    received_pct = _fmt(100 * received if received is not None else None, 0, " %")
+    return (f"| {label}: camera at {sus['camera_hz']:g} Hz for {sus['duration_s']:g} s | "
+            f"{_lat(sus['depth'])} | {_lat(sus['colorized'])} | {_lat(sus['points'])} | "
+            f"{_lat(sus['all'])} | {sus['frames']} of {sus['published']} | "
+            f"{sus['output_hz']:.2f} outputs/s = "
+            f"{sus['output_hz'] / expected_rate(sus, model_only_ms):.2f}x min(camera rate, "
+            f"1/model-only); node received {received_pct} of the frames and published "
+            f"{_fmt(sus.get('node_output_hz'), 2)} outputs/s; its engine.infer "
+            f"took {_fmt(sus.get('node_inference_ms'))} ms; "
+            f"latency last/first third {_fmt(growth, 2)}x |")
+
+
+def ros_table(section: dict) -> str:
+    seq = section["sequential"]
+    cam = section["camera_size"]
+    model_ms = section["model_only_ms"]
+    lines = [f"### Through ROS 2: camera {cam[0]}x{cam[1]} -> node process -> subscriber "
+             f"(model only: {model_ms:.1f} ms)", "",
+             "Latency in ms, median (p90), from the camera stamp to the output's arrival in "
+             "another process.", "",
+             "| measurement | depth | colorized | cloud | all three | frames | result |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    lines.append(f"| input_qos reliable: one frame in flight | {_lat(seq['depth'])} | "
+                 f"{_lat(seq['colorized'])} | {_lat(seq['points'])} | {_lat(seq['all'])} | "
+                 f"{seq['frames']} ({seq['lost']} lost) | "
+                 f"{_fmt(section['latency_ratio'], 2)}x model-only; the node's engine.infer "
+                 f"took {_fmt(seq.get('node_inference_ms'))} ms |")
+    lines.append(_sustained_row("input_qos reliable", section["sustained"], model_ms))
+    if section.get("sustained_best_effort"):
+        lines.append(_sustained_row("node defaults (best-effort input)",
+                                    section["sustained_best_effort"], model_ms))
     lines += ["", f"Node peak RSS: {_fmt(section['node_peak_rss_mb'], 0)} MB."]
     return "\n".join(lines)
 
@@ -145,26 +172,47 @@ def target_checks(results: dict) -> list[tuple[str, str, str, bool | None]]:
                                   ("ov_naive", "naive OpenVINO IR", "ours_vs_naive")):
             ratio = _ratio(rows.get(key), fp16)
             if ratio is not None:
-                checks.append((f"{size_key}: ours FP16 vs {name}", f">= {TARGETS[target]}x",
-                               f"{ratio:.2f}x", ratio >= TARGETS[target]))
+                checks.append((f"{size_key}: ours FP16 vs {name} (network call only)",
+                               f">= {TARGETS[target]}x", f"{ratio:.2f}x",
+                               ratio >= TARGETS[target]))
+        naive = rows.get("ov_naive")
+        if naive and fp16 and naive.get("latency") and fp16.get("latency"):
+            extra = section["baseline_extra_ms"]
+            same_work = (naive["latency"]["median_ms"] + extra["numpy_preprocess"]["median_ms"]
+                         + extra["resize_back"]["median_ms"])
+            ratio = same_work / fp16["latency"]["median_ms"]
+            checks.append((f"{size_key}: ours FP16 vs naive OpenVINO IR + its numpy "
+                           "preprocessing and resize (same work)", ">= 1.0x", f"{ratio:.2f}x",
+                           ratio >= TARGETS["ours_vs_naive"]))
         int8 = rows.get("ours_int8")
         ratio = _ratio(fp16, int8)
         if ratio is not None:
             error = int8.get("median_rel_error")
+            error_pct = _fmt(100 * error if error is not None else None, 2)
             met = ratio >= TARGETS["int8_vs_fp16"] and (
                 error is not None and error <= TARGETS["int8_max_median_error"])
             checks.append((f"{size_key}: INT8 vs FP16 (default precision)",
                            f">= {TARGETS['int8_vs_fp16']}x at <= 1 % median error",
-                           f"{ratio:.2f}x at {_fmt(100 * error if error is not None else None, 2)} %",
+                           f"{ratio:.2f}x at {error_pct} %",
                            met))
     ros = results.get("ros")
     if ros and "sequential" in ros:
         ratio = ros["latency_ratio"]
-        checks.append(("end-to-end latency / model-only", f"<= {TARGETS['e2e_over_model']}x",
-                       _fmt(ratio, 2, "x"), ratio is not None and ratio <= TARGETS["e2e_over_model"]))
-        checks.append(("sustained output rate x model-only latency",
-                       f">= {TARGETS['rate_over_model']}", f"{ros['rate_ratio']:.2f}",
-                       ros["rate_ratio"] >= TARGETS["rate_over_model"]))
+        checks.append(("end-to-end latency / model-only (one frame in flight)",
+                       f"<= {TARGETS['e2e_over_model']}x", _fmt(ratio, 2, "x"),
+                       ratio is not None and ratio <= TARGETS["e2e_over_model"]))
+        for key, label in (("sustained", "input_qos reliable"),
+                           ("sustained_best_effort", "node defaults")):
+            sustained = ros.get(key)
+            if sustained:
+                # The node's own count of finished frames: what it achieves, independent
+                # of how many outputs this benchmark's Python subscriber keeps up with.
+                rate = sustained.get("node_output_hz") or sustained["output_hz"]
+                ratio = rate / expected_rate(sustained, ros["model_only_ms"])
+                checks.append((f"{sustained['camera_hz']:g} Hz camera, {label}: node output "
+                               "rate / min(camera rate, 1/model-only)",
+                               f">= {TARGETS['rate_over_model']}", f"{ratio:.2f}",
+                               ratio >= TARGETS["rate_over_model"]))
     startup = results.get("startup")
     if startup and "node" in startup and len(startup["node"]) > 1:
         warm = startup["node"][1]["first_depth_s"]
@@ -233,8 +281,8 @@ def draw_chart(results: dict, path: Path) -> None:
         ax.invert_yaxis()
         ax.set_xlabel("ms per frame (bar: median, whisker: p90; green: async throughput)")
         ax.set_title(f"{results['meta']['encoder']} model only, network {size_key}")
-        for index, value in enumerate(values):
-            ax.text(value, index, f" {value:.0f}", va="center", fontsize=8)
+        for index, (value, extra) in enumerate(zip(values, spread)):
+            ax.text(value + extra, index, f" {value:.0f}", va="center", fontsize=8)
     if panels > len(model):
         ax = axes[-1]
         stages = [s for s in pipeline["stages"] if s["in_total"]]
@@ -244,11 +292,12 @@ def draw_chart(results: dict, path: Path) -> None:
         ax.set_yticks(list(y), [s["stage"] for s in stages], fontsize=8)
         ax.invert_yaxis()
         ax.set_xscale("log")
+        ax.set_xlim(right=max(values) * 5)  # room for the value labels
         ax.set_xlabel("median ms (log scale)")
         ax.set_title(f"node pipeline stages, camera {pipeline['camera_size'][0]}x"
                      f"{pipeline['camera_size'][1]} (total {pipeline['total_median_ms']:.0f} ms)")
         for index, value in enumerate(values):
-            ax.text(value, index, f" {value:.2f}", va="center", fontsize=8)
+            ax.text(value, index, f" {value:.3g}", va="center", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

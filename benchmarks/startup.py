@@ -4,7 +4,9 @@ A user's "second start" is the one that matters for a robot that restarts nodes:
 compiled model comes from OpenVINO's CACHE_DIR instead of being compiled again. The camera
 is already publishing when the node starts, as on a robot, so the time includes Python
 imports, DDS discovery, reading the IR, compiling (or loading) it and the first frame.
-Peak RSS is the node process's VmHWM once a few frames have gone through.
+"Cold" means an empty OpenVINO cache, not a cold OS: the IR and Python modules are in the
+page cache from earlier sections, as they are on a robot restarting a node. Peak RSS is
+the node process's VmHWM once a few frames have gone through.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def run_startup(models: ModelFiles, camera_size: tuple[int, int], domain_id: int
                 rss = node.peak_rss_mb()
             finally:
                 node.stop()
-            log(f"  {label}: first depth image after {first:.2f} s, peak RSS {rss:.0f} MB")
+            log(f"  {label}: first depth image after {first:.2f} s, peak RSS "
+                f"{rss if rss is not None else float('nan'):.0f} MB")
             starts.append({"start": label, "first_depth_s": first, "peak_rss_mb": rss,
                            "cache_mb": _folder_mb(cache)})
     finally:

@@ -8,6 +8,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+# Idle time before each call when alternatives are interleaved: long enough for the
+# previous one's spinning thread pools to go to sleep (50 ms sufficed on 2 cores).
+SPIN_PAUSE_S = 0.1
+
 
 @dataclass(frozen=True)
 class Latency:
@@ -52,3 +56,28 @@ def measure(fn: Callable[[], object], runs: int, warmup: int,
         if budget_s is not None and spent > budget_s and len(samples) >= 3:
             break
     return Latency.from_seconds(samples)
+
+
+def measure_interleaved(fns: Sequence[Callable[[], object]], runs: int, warmup: int,
+                        pause_s: float) -> list[Latency]:
+    """Time several alternatives in rounds of one call each, so background load on a
+    shared machine hits all of them alike and their ratios stay meaningful.
+
+    The order rotates every round, and every call starts after ``pause_s`` idle: thread
+    pools that spin after a call (ONNX Runtime's, OpenMP's) would otherwise slow the next
+    alternative. Measured on 2 cores: PyTorch right after ONNX Runtime took 71 ms instead
+    of 36 ms without a pause, 50 ms with 20 ms, 36 ms with 50 ms.
+    """
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+        time.sleep(pause_s)
+    samples: list[list[float]] = [[] for _ in fns]
+    for round_index in range(max(1, runs)):
+        for offset in range(len(fns)):
+            index = (round_index + offset) % len(fns)
+            time.sleep(pause_s)
+            started = time.perf_counter()
+            fns[index]()
+            samples[index].append(time.perf_counter() - started)
+    return [Latency.from_seconds(seconds) for seconds in samples]

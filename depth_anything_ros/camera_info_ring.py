@@ -26,6 +26,29 @@ class CalibrationMatch(NamedTuple):
     exact: bool           # stamp matched the image's
 
 
+# A scaled image is rounded to whole pixels; its aspect ratio may be off by that much.
+SIZE_TOLERANCE_PX = 1.0
+
+
+def calibration_fits(intrinsics: Intrinsics, width: int, height: int) -> bool:
+    """Whether a calibration of ``intrinsics.width`` x ``intrinsics.height`` describes an
+    image of ``width`` x ``height``: the same size, or the same camera resized (binned,
+    downscaled by the driver), i.e. the same aspect ratio up to rounding to whole pixels.
+
+    A calibration of another shape belongs to another camera or stream (a wrong remap,
+    the depth sensor's CameraInfo on the colour image) and scaling it would bend every
+    point of the cloud, so the caller must not use it.
+    """
+    cal_w, cal_h = intrinsics.width, intrinsics.height
+    if (cal_w, cal_h) == (width, height):
+        return True
+    # Predict the image's shorter side from its longer one: the longer side's rounding
+    # error then shrinks by the aspect ratio instead of growing by it.
+    if width >= height:
+        return abs(cal_h * width / cal_w - height) <= SIZE_TOLERANCE_PX
+    return abs(cal_w * height / cal_h - width) <= SIZE_TOLERANCE_PX
+
+
 def _stamp_key(stamp: TimeMsg) -> tuple[int, int]:
     return (int(stamp.sec), int(stamp.nanosec))
 

@@ -9,6 +9,7 @@ resize back to the output size are compiled into the graph for the camera's size
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,10 @@ BUILD_HINT = ("build one with: depth_anything_export --encoder vits --metric ind
               "--checkpoint depth_anything_v2_metric_hypersim_vits.pth --image-size 480x640 "
               "--output <folder>/vits_indoor.xml (README: 'Export models')")
 DEFAULT_CACHE = Path.home() / ".cache" / "depth_anything_ros" / "ov_cache"
+# Compiled models kept at once. A node sees one camera size, two with output_resolution
+# changes; the bound stops a stream of ever new sizes from holding a compiled copy of
+# the weights for each.
+MAX_COMPILED = 4
 
 
 class ModelLoadError(RuntimeError):
@@ -57,10 +62,28 @@ def resolve_model_path(path: str) -> Path:
         raise ModelLoadError(f"model file {candidate} does not exist; {BUILD_HINT}")
     if candidate.suffix != ".xml":
         raise ModelLoadError(f"{candidate} is not an OpenVINO IR (.xml); {BUILD_HINT}")
+    try:  # the root tag only: OpenVINO's own error for other XML names no reason
+        with open(candidate, "rb") as stream:
+            root = next(ElementTree.iterparse(stream, events=("start",)))[1].tag
+    except (ElementTree.ParseError, StopIteration) as exc:
+        raise ModelLoadError(f"cannot read {candidate} as an OpenVINO IR (not XML: {exc}); "
+                             f"{BUILD_HINT}") from None
+    if root != "net":
+        raise ModelLoadError(f"cannot read {candidate} as an OpenVINO IR (root element "
+                             f"<{root}>, expected <net>); {BUILD_HINT}")
     if not candidate.with_suffix(".bin").is_file():
         raise ModelLoadError(f"{candidate.with_suffix('.bin')} (the IR's weights) is missing; "
                              "copy it beside the .xml or re-export")
     return candidate
+
+
+def openvino_reason(exc: Exception) -> str:
+    """The lines of an OpenVINO error that say what went wrong, without the
+    'Exception from src/...cpp:NN' and 'Check ... failed at' frames around them."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    useful = [line for line in lines
+              if line and not line.startswith(("Exception from ", "Check '"))]
+    return " ".join(useful) or (lines[0] if lines else type(exc).__name__)
 
 
 def read_metadata(model: ov.Model, path: Path) -> ModelMetadata:
@@ -87,7 +110,7 @@ class DepthEngine:
             self._model = self.core.read_model(str(self.model_path))
         except RuntimeError as exc:
             raise ModelLoadError(f"cannot read {self.model_path} as an OpenVINO IR "
-                                 f"({str(exc).splitlines()[0]}); {BUILD_HINT}") from exc
+                                 f"({openvino_reason(exc)}); {BUILD_HINT}") from exc
         self.metadata = read_metadata(self._model, self.model_path)
         self.device_name = self._pick_device(config.device, config.allow_cpu_fallback)
         cache = config.cache_dir or str(DEFAULT_CACHE)
@@ -161,13 +184,18 @@ class DepthEngine:
             raise ValueError(f"order must be 'bgr' or 'rgb', got {order!r}")
         key = (height, width, order, output_size or (height, width))
         if key not in self._compiled:
+            while len(self._compiled) >= MAX_COMPILED:  # oldest first (insertion order)
+                stale = next(iter(self._compiled))
+                del self._compiled[stale]
+                self._requests = {k: r for k, r in self._requests.items()
+                                  if (k[0], k[1], k[2], k[3] or k[:2]) != stale}
             graph = self.build_graph(height, width, order, key[3])
             try:
                 self._compiled[key] = self.core.compile_model(graph, self.device_name,
                                                               self.compile_properties())
             except RuntimeError as exc:
                 raise ModelLoadError(f"cannot compile {self.model_path.name} on "
-                                     f"{self.device_name}: {str(exc).splitlines()[0]}") from exc
+                                     f"{self.device_name}: {openvino_reason(exc)}") from exc
         return self._compiled[key]
 
     def warmup(self, height: int, width: int, order: str = "bgr",

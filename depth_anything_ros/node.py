@@ -9,10 +9,17 @@ behind a queue (overwritten frames are counted as dropped).
 Every output carries the input image's header. Outputs are computed only while
 someone subscribes to them; with no subscriber to an image or cloud output a frame
 costs nothing beyond being received (depth/camera_info alone does not start inference).
+
+Bad input never stops the node: each refused message is counted by reason in
+/diagnostics and logged at most once per reason every few seconds. Raw images are
+checked on arrival; compressed ones on arrival as far as their header tells, the rest
+when the worker decodes them. Start-up faults (model, device, parameters, arguments) end
+the process with exit code 1 and one line saying what to fix.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import NamedTuple, Optional, Union
@@ -22,24 +29,29 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from depth_anything_ros.camera_info_ring import CameraInfoRing
+from depth_anything_ros.camera_info_ring import CameraInfoRing, calibration_fits
 from depth_anything_ros.cloud_msg import CloudBuilder
 from depth_anything_ros.colorize import Colorizer
-from depth_anything_ros.diagnostics import ProcessingStats, diagnostic_array, status_from_snapshot
+from depth_anything_ros.diagnostics import (KeyedRateLimit, ProcessingStats, diagnostic_array,
+                                            status_from_snapshot)
 from depth_anything_ros.engine import DepthEngine, EngineConfig, ModelLoadError
 from depth_anything_ros.frame_slot import FrameSlot
 from depth_anything_ros.geometry import Intrinsics, RayGrid, relative_to_metric
 from depth_anything_ros.node_params import (NodeParams, ParameterError, ParameterStore,
                                             effective_model_path)
-from depth_anything_ros.ros_codec import (DecodedImage, ImageDecodeError, array_to_image,
-                                          camera_info_to_intrinsics, compressed_to_array,
+from depth_anything_ros.ros_codec import (IMAGE_REJECTIONS, DecodedImage, ImageDecodeError,
+                                          array_to_image, camera_info_to_intrinsics,
+                                          check_compressed_header, compressed_to_array,
                                           image_to_array, intrinsics_to_camera_info)
+from depth_anything_ros.stamp_order import (RESTART_AFTER_FRAMES, RESTART_AFTER_S, StampOrder,
+                                            StampVerdict)
 
 NODE_NAME = "depth_anything"
 # Topic names relative to the node's namespace; the launch file remaps the inputs.
@@ -54,6 +66,17 @@ TOPIC_RELATIVE = "depth/relative"
 TOPIC_DIAGNOSTICS = "/diagnostics"
 
 WARN_THROTTLE_S = 5.0
+# Rejection reasons besides the image decoding ones (ros_codec.IMAGE_REJECTIONS).
+REJECT_CAMERA_INFO_INVALID = "camera_info_invalid"      # zero/non-finite focal length, bad size
+REJECT_CAMERA_INFO_SIZE = "camera_info_size_mismatch"   # neither the image's size nor a scaling
+REJECT_STAMP_BACKWARDS = "stamp_backwards"
+REJECTION_KINDS = IMAGE_REJECTIONS + (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
+                                      REJECT_STAMP_BACKWARDS)
+# Reliable input keeps this many messages queued in the subscription, so that a short
+# stall of the executor thread (the GIL, a burst from the camera) delays frames instead of
+# losing them where nothing counts them: every frame then reaches the FrameSlot, which
+# keeps the newest and counts the rest as dropped. Best effort gave up delivery anyway.
+RELIABLE_INPUT_DEPTH = 10
 # Worker join bound on shutdown; an inference call already running finishes in the
 # background (daemon thread) rather than holding up Ctrl-C.
 WORKER_JOIN_S = 1.5
@@ -61,11 +84,11 @@ WORKER_JOIN_S = 1.5
 CAMERA_INFO_RING = 16
 
 
-def qos_profile(choice: str) -> QoSProfile:
-    """Depth 1 for both: an old depth frame is worth nothing once a newer one exists."""
+def qos_profile(choice: str, depth: int = 1) -> QoSProfile:
+    """Depth 1 by default: an old depth frame is worth nothing once a newer one exists."""
     reliability = (ReliabilityPolicy.BEST_EFFORT if choice == "sensor_data"
                    else ReliabilityPolicy.RELIABLE)
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability)
 
 
 def _has_stamp(header: Header) -> bool:
@@ -84,6 +107,8 @@ class DepthNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         self._slot: FrameSlot[_Frame] = FrameSlot()
         self._worker: Optional[threading.Thread] = None
+        # Set by the worker when the model cannot run at all; ``main`` exits 1 with it.
+        self.fatal_error: Optional[str] = None
         try:
             self._setup()
         except BaseException:
@@ -99,7 +124,10 @@ class DepthNode(Node):
             cache_dir=p.cache_dir, num_streams=p.num_streams, num_threads=p.num_threads,
             allow_cpu_fallback=p.allow_cpu_fallback))
         self._metric = self._engine.metadata.is_metric
-        self._stats = ProcessingStats()
+        self._stats = ProcessingStats(rejection_kinds=REJECTION_KINDS)
+        self._log_limit = KeyedRateLimit(WARN_THROTTLE_S)
+        self._stamps = StampOrder()  # read and written by the executor thread only
+        self._compiled_once = False
         self._calibrations = CameraInfoRing(CAMERA_INFO_RING, camera_info_to_intrinsics)
         self._calibration_source = "none yet"
         self._cloud_builder = CloudBuilder()
@@ -115,21 +143,28 @@ class DepthNode(Node):
                               self.create_publisher(Image, TOPIC_RELATIVE, out_qos))
         self._pub_diagnostics = self.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
 
-        in_qos = qos_profile(p.input_qos)
+        in_depth = RELIABLE_INPUT_DEPTH if p.input_qos == "reliable" else 1
+        # A few CameraInfo may arrive between two images; keep them for stamp matching.
+        # Created before the image subscription: the executor serves ready subscriptions
+        # in creation order, so an image and its CameraInfo arriving together are paired.
+        info_sub = self.create_subscription(
+            CameraInfo, TOPIC_CAMERA_INFO, self._store_camera_info,
+            qos_profile(p.input_qos, max(5, in_depth)))
+        in_qos = qos_profile(p.input_qos, in_depth)
         if p.input_transport == "compressed":
             image_sub = self.create_subscription(
                 CompressedImage, TOPIC_COMPRESSED, self._slot_compressed, in_qos)
         else:
             image_sub = self.create_subscription(Image, TOPIC_IMAGE, self._slot_image, in_qos)
-        # A few CameraInfo may arrive between two images; keep them for stamp matching.
-        info_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
-                              reliability=in_qos.reliability)
-        info_sub = self.create_subscription(
-            CameraInfo, TOPIC_CAMERA_INFO, self._store_camera_info, info_qos)
         self.create_timer(p.diagnostics_period, self._publish_diagnostics)
 
         meta = self._engine.metadata
         net_h, net_w = self._engine.network_size
+        if self._engine.device_name != p.device:
+            self.get_logger().warning(
+                f"device '{p.device}' is not available (OpenVINO sees "
+                f"{', '.join(self._engine.core.available_devices)}); running on "
+                f"{self._engine.device_name} because allow_cpu_fallback is true")
         self.get_logger().info(
             f"{meta.encoder} {meta.depth_type} model, network {net_h}x{net_w}, on "
             f"{self._engine.device_name}; input {image_sub.topic_name} + {info_sub.topic_name}")
@@ -151,28 +186,53 @@ class DepthNode(Node):
         try:
             image = image_to_array(msg, self._params.current.max_pixels)
         except ImageDecodeError as exc:
-            self._reject_image(exc)
+            self._reject(exc.kind, f"ignoring image: {exc}")
             return
-        if self._slot.put(_Frame(msg.header, image)):
-            self._stats.frame_dropped()
+        self._offer(_Frame(msg.header, image))
 
     def _slot_compressed(self, msg: CompressedImage) -> None:
-        """Compressed images are decoded by the worker: that is real work."""
+        """Compressed images are decoded by the worker, that being real work; what the
+        header gives away (an oversized image) is refused here, before queueing."""
         self._stats.frame_received()
-        if self._slot.put(_Frame(msg.header, msg)):
+        try:
+            check_compressed_header(msg, self._params.current.max_pixels)
+        except ImageDecodeError as exc:
+            self._reject(exc.kind, f"ignoring image: {exc}")
+            return
+        self._offer(_Frame(msg.header, msg))
+
+    def _offer(self, frame: _Frame) -> None:
+        """Hand a well-formed frame to the worker unless its stamp goes backwards."""
+        verdict, back_s = self._stamps.check(frame.header.stamp)
+        if verdict is StampVerdict.BACKWARDS:
+            self._reject(REJECT_STAMP_BACKWARDS,
+                         f"skipping image stamped {back_s:.3f} s before the previous one "
+                         "(a second publisher on the topic, or reordered delivery)")
+            return
+        if verdict is StampVerdict.RESTART:
+            self._stats.stamp_restart()
+            if self._log_limit.allow("stamp_restart") is not None:
+                self.get_logger().warning(
+                    f"image stamps jumped back by {back_s:.3f} s; taking it as the source "
+                    f"restarting (rosbag loop, simulator reset): more than {RESTART_AFTER_S} s "
+                    f"or {RESTART_AFTER_FRAMES} older frames in a row")
+        if self._slot.put(frame):
             self._stats.frame_dropped()
 
-    def _reject_image(self, exc: ImageDecodeError) -> None:
-        self._stats.message_rejected(f"image: {exc}")
-        self.get_logger().warn(f"ignoring image: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
+    def _reject(self, kind: str, text: str) -> None:
+        """Count a refused message by reason; log it unless this reason was logged
+        within the last WARN_THROTTLE_S (the line then says how many were not)."""
+        self._stats.message_rejected(kind, text)
+        held = self._log_limit.allow(kind)
+        if held is not None:
+            more = f" [{held} more {kind} rejection(s) not logged]" if held else ""
+            self.get_logger().warning(text + more)
 
     def _store_camera_info(self, msg: CameraInfo) -> None:
         try:
             self._calibrations.add(msg)
         except ValueError as exc:
-            self._stats.message_rejected(f"camera_info: {exc}")
-            self.get_logger().warn(f"ignoring camera_info: {exc}",
-                                   throttle_duration_sec=WARN_THROTTLE_S)
+            self._reject(REJECT_CAMERA_INFO_INVALID, f"ignoring camera_info: {exc}")
 
     def _params_changed(self, old: NodeParams, new: NodeParams) -> None:
         if not self._metric and (old.relative_scale > 0) != (new.relative_scale > 0):
@@ -200,11 +260,29 @@ class DepthNode(Node):
                 return
             try:
                 self._process(frame, self._params.current)
+            except ModelLoadError as exc:
+                if not self._compiled_once:
+                    self._stop_fatally(str(exc))
+                    return
+                self._frame_failed(exc)
             except Exception as exc:  # keep serving frames; a shutdown race ends the loop
                 if self._slot.closed or not self.context.ok():
                     return
-                self.get_logger().error(f"frame skipped: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=WARN_THROTTLE_S)
+                self._frame_failed(exc)
+
+    def _frame_failed(self, exc: Exception) -> None:
+        self._stats.frame_failed()
+        if self._log_limit.allow("frame_failed") is not None:
+            self.get_logger().error(f"frame skipped: {type(exc).__name__}: {exc}")
+
+    def _stop_fatally(self, reason: str) -> None:
+        """The model is compiled for the camera's image size, so only the first frame
+        shows whether the device can run it at all. If no compile has ever succeeded
+        the node cannot do anything useful: stop like a start-up fault would. (Once
+        one has, a failure for a new image size is per frame and the node carries on.)"""
+        self.fatal_error = reason
+        self._slot.close()
+        self.context.try_shutdown()
 
     def _process(self, frame: _Frame, p: NodeParams) -> None:
         metric_available = self._metric or p.relative_scale > 0
@@ -221,7 +299,7 @@ class DepthNode(Node):
             try:
                 image = compressed_to_array(image, p.max_pixels)
             except ImageDecodeError as exc:
-                self._reject_image(exc)
+                self._reject(exc.kind, f"ignoring image: {exc}")
                 return
 
         header = frame.header
@@ -234,6 +312,7 @@ class DepthNode(Node):
         started = time.perf_counter()
         raw = self._engine.infer(image.pixels, order=image.order, output_size=(out_h, out_w))
         inference_s = time.perf_counter() - started
+        self._compiled_once = True
 
         output = camera if (out_w, out_h) == (width, height) else camera.scaled(out_w, out_h)
         depth = raw if self._metric else None
@@ -258,11 +337,27 @@ class DepthNode(Node):
 
     def _camera_intrinsics(self, header: Header, width: int, height: int, p: NodeParams
                            ) -> tuple[Intrinsics, Optional[CameraInfo]]:
-        """Calibration for this image, scaled to its size, else the FOV fallback."""
+        """Calibration for this image, scaled to its size, else the FOV fallback.
+
+        A calibration whose size is neither the image's nor a scaling of it is refused
+        for this frame and the fallback used instead: the depth image does not depend
+        on calibration, so dropping the frame would blind the robot over a cloud-only
+        problem, and the republished CameraInfo then honestly carries the fallback.
+        """
         match = self._calibrations.match(header.stamp)
+        if match is not None and not calibration_fits(match.intrinsics, width, height):
+            cal = match.intrinsics
+            self._reject(REJECT_CAMERA_INFO_SIZE,
+                         f"ignoring camera_info for {cal.width}x{cal.height}: the image is "
+                         f"{width}x{height}, neither that size nor a scaling of it (another "
+                         f"camera's CameraInfo?); using the {p.fallback_hfov_deg} degree "
+                         "field-of-view fallback for this frame")
+            self._calibration_source = (f"fallback: hfov {p.fallback_hfov_deg} deg "
+                                        "(camera_info size mismatch)")
+            return Intrinsics.from_fov(width, height, p.fallback_hfov_deg), None
         if match is None:
             self._calibration_source = f"fallback: hfov {p.fallback_hfov_deg} deg"
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f"no valid CameraInfo received yet; assuming a {p.fallback_hfov_deg} degree "
                 "horizontal field of view (parameter fallback_hfov_deg) until one arrives",
                 once=True)
@@ -271,7 +366,7 @@ class DepthNode(Node):
                                     else "camera_info (latest, stamp differs)")
         intrinsics = match.intrinsics
         if (intrinsics.width, intrinsics.height) != (width, height):
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f"camera_info is for {intrinsics.width}x{intrinsics.height} but images are "
                 f"{width}x{height}; scaling the intrinsics", throttle_duration_sec=WARN_THROTTLE_S)
             intrinsics = intrinsics.scaled(width, height)
@@ -322,16 +417,37 @@ class DepthNode(Node):
         super().destroy_node()
 
 
+def _rcl_reason(exc: Exception) -> str:
+    """An rcl error without the ', at /path/file.c:NN' source locations it carries."""
+    text = re.sub(r",? at \S+\.c:\d+", "", str(exc)).strip()
+    return text.removeprefix("failed to initialize rcl: ")
+
+
+def _fatal(text: str) -> int:
+    rclpy.logging.get_logger(NODE_NAME).error(f"error: {text}")
+    return 1
+
+
 def main(args: Optional[list[str]] = None) -> int:
-    """Console entry point; returns the process exit code (1: could not start)."""
-    rclpy.init(args=args)
+    """Console entry point; returns the process exit code (1: could not start or the
+    model cannot run on the device)."""
+    # The node reports undecodable images itself, rate-limited; OpenCV's decoders would
+    # also print a warning for every one of them.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        rclpy.init(args=args)
+    except _rclpy.UnknownROSArgsError as exc:
+        return _fatal(f"unknown ROS arguments {exc}; see --ros-args --help")
+    except _rclpy.RCLError as exc:
+        return _fatal(
+            f"cannot start: {_rcl_reason(exc)}. Check the --ros-args: --params-file takes an "
+            "existing, valid YAML file (like config/depth.yaml), -p name:=value, -r from:=to")
     node: Optional[DepthNode] = None
     try:
         try:
             node = DepthNode()
         except (ParameterError, ModelLoadError) as exc:
-            rclpy.logging.get_logger(NODE_NAME).error(f"error: {exc}")
-            return 1
+            return _fatal(str(exc))
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
@@ -341,4 +457,6 @@ def main(args: Optional[list[str]] = None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if node is not None and node.fatal_error is not None:
+        return _fatal(node.fatal_error)
     return 0

@@ -41,8 +41,25 @@ _YUV_TO_BGR = {
 _NATIVE_BIG_ENDIAN = sys.byteorder == "big"
 
 
+# Why an image was refused: one diagnostics counter each, so a dashboard can tell a
+# misconfigured camera (encoding) from a corrupt link (data_length, compressed_corrupt).
+REJECT_ENCODING = "encoding"
+REJECT_SIZE = "size"                    # zero width or height, odd width for 4:2:2
+REJECT_STEP = "step"
+REJECT_DATA_LENGTH = "data_length"
+REJECT_MAX_PIXELS = "max_pixels"
+REJECT_COMPRESSED = "compressed_corrupt"
+IMAGE_REJECTIONS: tuple[str, ...] = (REJECT_ENCODING, REJECT_SIZE, REJECT_STEP, REJECT_DATA_LENGTH,
+                                     REJECT_MAX_PIXELS, REJECT_COMPRESSED)
+
+
 class ImageDecodeError(ValueError):
-    """An incoming image cannot be turned into pixels; the message says what to fix."""
+    """An incoming image cannot be turned into pixels; the message says what to fix and
+    ``kind`` (one of IMAGE_REJECTIONS) which rule it broke."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -69,21 +86,24 @@ def image_to_array(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedI
     bpp = _BYTES_PER_PIXEL.get(encoding)
     if bpp is None:
         raise ImageDecodeError(
-            f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+            f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}",
+            REJECT_ENCODING)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
-        raise ImageDecodeError(f"image is empty ({width}x{height})")
+        raise ImageDecodeError(f"image is empty ({width}x{height})", REJECT_SIZE)
     if height * width > max_pixels:
         raise ImageDecodeError(
-            f"image {width}x{height} has {height * width} pixels, over the limit of {max_pixels}")
+            f"image {width}x{height} has {height * width} pixels, over the limit of {max_pixels} "
+            "(parameter max_pixels)", REJECT_MAX_PIXELS)
     if step < width * bpp:
         raise ImageDecodeError(
-            f"step {step} is shorter than a row of {width} {encoding} pixels ({width * bpp} bytes)")
+            f"step {step} is shorter than a row of {width} {encoding} pixels ({width * bpp} bytes)",
+            REJECT_STEP)
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size != height * step:
         raise ImageDecodeError(
             f"{encoding} image {width}x{height} with step {step} needs height*step = "
-            f"{height * step} bytes of data, got {data.size}")
+            f"{height * step} bytes of data, got {data.size}", REJECT_DATA_LENGTH)
 
     if encoding in ("rgb8", "bgr8", "rgba8", "bgra8"):
         pixels = as_strided(data, shape=(height, width, 3), strides=(step, bpp, 1),
@@ -97,7 +117,8 @@ def image_to_array(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedI
         return DecodedImage(_gray_as_three_channels(high, height, width, step, bpp), "bgr")
     if width % 2:
         raise ImageDecodeError(
-            f"{encoding} packs two pixels per 4 bytes, so its width must be even, got {width}")
+            f"{encoding} packs two pixels per 4 bytes, so its width must be even, got {width}",
+            REJECT_SIZE)
     packed = as_strided(data, shape=(height, width, 2), strides=(step, 2, 1), writeable=False)
     return DecodedImage(cv2.cvtColor(packed, _YUV_TO_BGR[encoding]), "bgr")
 
@@ -108,19 +129,27 @@ def _gray_as_three_channels(data: np.ndarray, height: int, width: int, step: int
     return as_strided(data, shape=(height, width, 3), strides=(step, bpp, 0), writeable=False)
 
 
+def check_compressed_header(msg: CompressedImage,
+                            max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Refuse what a PNG or JPEG header already gives away, without decoding: an image
+    over ``max_pixels``. Cheap enough for a subscription callback, so an oversized frame
+    is refused before it is queued, let alone decoded."""
+    size = _encoded_size(memoryview(np.frombuffer(msg.data, dtype=np.uint8)))
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageDecodeError(
+            f"compressed image {size[0]}x{size[1]} has {size[0] * size[1]} pixels, "
+            f"over the limit of {max_pixels} (parameter max_pixels)", REJECT_MAX_PIXELS)
+
+
 def compressed_to_array(msg: CompressedImage,
                         max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Decode JPEG/PNG (whatever OpenCV recognises) to BGR.
 
-    PNG and JPEG headers are read first so an oversized image is refused before decoding
-    allocates it.
+    The header is checked first (``check_compressed_header``) so an oversized image is
+    refused before decoding allocates it.
     """
+    check_compressed_header(msg, max_pixels)
     data = np.frombuffer(msg.data, dtype=np.uint8)
-    size = _encoded_size(memoryview(data))
-    if size is not None and size[0] * size[1] > max_pixels:
-        raise ImageDecodeError(
-            f"compressed image {size[0]}x{size[1]} has {size[0] * size[1]} pixels, "
-            f"over the limit of {max_pixels}")
     try:
         pixels = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     except cv2.error as exc:
@@ -131,17 +160,20 @@ def compressed_to_array(msg: CompressedImage,
     if pixels is None:
         raise ImageDecodeError(
             f"cannot decode compressed image (format {msg.format!r}, {data.size} bytes){reason}; "
-            "expected JPEG or PNG data")
+            "expected JPEG or PNG data", REJECT_COMPRESSED)
     if pixels.shape[0] * pixels.shape[1] > max_pixels:
         raise ImageDecodeError(
             f"compressed image {pixels.shape[1]}x{pixels.shape[0]} is over the limit of "
-            f"{max_pixels} pixels")
+            f"{max_pixels} pixels (parameter max_pixels)", REJECT_MAX_PIXELS)
     return DecodedImage(pixels, "bgr")
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers carry the image size; C4 (DHT), C8 (JPG) and CC (DAC) do not.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Real files reach the frame header within a few dozen segments (APPn, DQT, DHT); the cap
+# bounds the walk over crafted data made of thousands of tiny segments.
+_JPEG_MAX_SEGMENTS = 256
 
 
 def _encoded_size(data: memoryview) -> tuple[int, int] | None:
@@ -151,7 +183,9 @@ def _encoded_size(data: memoryview) -> tuple[int, int] | None:
     if bytes(data[:2]) != b"\xff\xd8":
         return None
     pos = 2
-    while pos + 9 <= len(data):
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        if pos + 9 > len(data):
+            return None
         if data[pos] != 0xFF:
             return None
         marker = data[pos + 1]

@@ -86,3 +86,13 @@ def small_relative_ir(export_ir) -> Path:
 @pytest.fixture(scope="session")
 def small_metric_ir(export_ir) -> Path:
     return export_ir(SMALL_SIZE, "fp16", max_depth=20.0)
+
+
+@pytest.fixture(scope="session")
+def ros_workspace(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """The package built once per session with colcon, and its install environment:
+    every test module that starts the installed node shares this build."""
+    from ros_harness import colcon_build
+
+    root = tmp_path_factory.mktemp("colcon_ws")
+    return root, colcon_build(REPO, root)

@@ -22,7 +22,7 @@ import numpy as np
 import rclpy
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import SetParametersResult
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -183,6 +183,21 @@ class Client:
             if not self.spin_until(future.done, timeout_s):
                 raise TimeoutError(f"{node_name}/set_parameters did not answer")
             return list(future.result().results)
+        finally:
+            self.node.destroy_client(client)
+
+
+    def get_parameters(self, node_name: str, *names: str, timeout_s: float = 10.0) -> list[Any]:
+        """Values of ``names`` as the node's get_parameters service reports them."""
+        client = self.node.create_client(GetParameters, f"{node_name}/get_parameters")
+        try:
+            if not client.wait_for_service(timeout_sec=timeout_s):
+                raise TimeoutError(f"{node_name}/get_parameters is not available")
+            future = client.call_async(GetParameters.Request(names=list(names)))
+            if not self.spin_until(future.done, timeout_s):
+                raise TimeoutError(f"{node_name}/get_parameters did not answer")
+            return [Parameter.from_parameter_msg(ParameterMsg(name=n, value=v)).value
+                    for n, v in zip(names, future.result().values)]
         finally:
             self.node.destroy_client(client)
 

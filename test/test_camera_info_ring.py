@@ -1,9 +1,15 @@
-"""CameraInfoRing pairs images with the CameraInfo of the same stamp, else the newest."""
+"""CameraInfoRing pairs images with the CameraInfo of the same stamp, else the newest;
+calibration_fits tells a resized camera from another one."""
+
+import math
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from sensor_msgs.msg import CameraInfo
 
-from depth_anything_ros.camera_info_ring import CameraInfoRing
+from depth_anything_ros.camera_info_ring import CameraInfoRing, calibration_fits
+from depth_anything_ros.geometry import Intrinsics
 
 
 def info(sec: int, fx: float, nanosec: int = 0) -> CameraInfo:
@@ -52,3 +58,42 @@ def test_capacity_keeps_the_newest_and_a_resent_stamp_counts_as_newest():
     assert ring.match(stamp(99)).intrinsics.fx == 333.0
     with pytest.raises(ValueError):
         CameraInfoRing(0)
+
+
+def intrinsics(width: int, height: int) -> Intrinsics:
+    return Intrinsics(0.8 * width, 0.8 * width, width / 2, height / 2, width, height)
+
+
+@pytest.mark.parametrize("calibrated, image", [
+    ((640, 480), (640, 480)),
+    ((640, 480), (320, 240)),      # driver downscale
+    ((1280, 720), (640, 360)),     # 2x2 binning
+    ((1281, 721), (640, 360)),     # binning of an odd size floors
+    ((1920, 1080), (80, 45)),
+    ((213, 120), (640, 360)),      # a calibration made on a rounded small size
+    ((480, 640), (240, 320)),      # portrait
+])
+def test_same_size_or_scaled_calibrations_fit(calibrated, image):
+    assert calibration_fits(intrinsics(*calibrated), *image)
+
+
+@pytest.mark.parametrize("calibrated, image", [
+    ((640, 480), (640, 360)),      # 4:3 calibration, 16:9 image
+    ((848, 480), (640, 480)),      # the depth sensor's CameraInfo on the colour image
+    ((640, 480), (480, 640)),      # rotated
+    ((640, 480), (80, 62)),
+])
+def test_calibrations_of_another_shape_do_not_fit(calibrated, image):
+    assert not calibration_fits(intrinsics(*calibrated), *image)
+
+
+@settings(max_examples=300, deadline=None)
+@given(width=st.integers(1, 4000), height=st.integers(1, 4000),
+       scale=st.floats(0.01, 20.0), floor=st.booleans())
+def test_every_resize_of_a_calibration_fits(width, height, scale, floor):
+    """Whatever the scale and rounding (round: resize, floor: binning), a resized image
+    of the calibrated camera is accepted."""
+    rounding = math.floor if floor else round
+    scaled_w, scaled_h = rounding(width * scale), rounding(height * scale)
+    assume(scaled_w >= 1 and scaled_h >= 1)
+    assert calibration_fits(intrinsics(width, height), scaled_w, scaled_h)

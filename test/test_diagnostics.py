@@ -68,7 +68,7 @@ def test_status_level_follows_input_and_rejections():
     assert values(ok)[diag.KEY_E2E_MAX] == "20.0"
 
     stats.frame_received()
-    stats.message_rejected("image: unsupported image encoding '8UC7'")
+    stats.message_rejected("encoding", "image: unsupported image encoding '8UC7'")
     clock.now += 1.0
     warn = diag.status_from_snapshot(stats.snapshot(), "n", "GPU")
     assert warn.level == DiagnosticStatus.WARN
@@ -99,3 +99,41 @@ def test_array_carries_stamp_and_statuses():
     msg = diag.diagnostic_array([status], Time(sec=5, nanosec=6))
     assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (5, 6)
     assert [s.name for s in msg.status] == ["x"]
+
+
+def test_rejections_are_counted_per_reason_with_stable_keys():
+    clock = ManualClock()
+    stats = diag.ProcessingStats(clock, rejection_kinds=("encoding", "step", "stamp_backwards"))
+    for kind in ("step", "step", "encoding", "camera_info_size_mismatch"):
+        stats.message_rejected(kind, f"{kind} is wrong")
+    stats.frame_failed()
+    stats.stamp_restart()
+    clock.now += 1.0
+    snap = stats.snapshot()
+    # Named kinds are there from the start, at 0; others appear when first counted.
+    assert snap.rejected_by_kind == {"encoding": 1, "step": 2, "stamp_backwards": 0,
+                                     "camera_info_size_mismatch": 1}
+    assert (snap.rejected_total, snap.failed_total, snap.stamp_restarts) == (4, 1, 1)
+    assert snap.last_rejection == "camera_info_size_mismatch is wrong"
+    found = values(diag.status_from_snapshot(snap, "n", "CPU"))
+    assert found[diag.rejected_key("step")] == "2"
+    assert found[diag.rejected_key("stamp_backwards")] == "0"
+    assert found[diag.rejected_key("camera_info_size_mismatch")] == "1"
+    assert found[diag.KEY_FAILED] == "1" and found[diag.KEY_STAMP_RESTARTS] == "1"
+    assert found[diag.KEY_REJECTED] == "4"
+
+
+def test_rate_limit_allows_one_line_per_key_and_period_and_counts_the_rest():
+    clock = ManualClock()
+    limit = diag.KeyedRateLimit(5.0, clock)
+    assert limit.allow("encoding") == 0
+    assert limit.allow("step") == 0  # another reason is not held back by the first
+    for _ in range(7):
+        clock.now += 0.5
+        assert limit.allow("encoding") is None
+    clock.now += 1.5  # 5.0 s after the first line
+    assert limit.allow("encoding") == 7
+    assert limit.allow("encoding") is None
+    clock.now += 5.0
+    assert limit.allow("encoding") == 1
+    assert limit.allow("step") == 0

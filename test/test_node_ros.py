@@ -21,10 +21,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from depth_anything_ros import diagnostics as diag
 from depth_anything_ros.engine import DepthEngine, EngineConfig
 from depth_anything_ros.geometry import Intrinsics
-from ros_harness import (Client, NodeProcess, cloud_arrays, colcon_build, image_array,
-                         private_domain_id, stamp_key, start_node)
+from ros_harness import (Client, NodeProcess, cloud_arrays, image_array, private_domain_id,
+                         stamp_key, start_node)
 
-REPO = Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 60, 80
 # Off-centre principal point and unequal focal lengths, so swapped axes would show.
 CAMERA_K = (70.0, 0.0, 41.0, 0.0, 66.0, 28.5, 0.0, 0.0, 1.0)
@@ -139,9 +138,8 @@ def intrinsics_of(info: CameraInfo) -> Intrinsics:
 # --- fixtures -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    root = tmp_path_factory.mktemp("colcon_ws")
-    return root, colcon_build(REPO, root)
+def workspace(ros_workspace) -> tuple[Path, dict[str, str]]:
+    return ros_workspace
 
 
 @pytest.fixture(scope="module")
