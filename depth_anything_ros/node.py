@@ -432,8 +432,9 @@ def main(args: Optional[list[str]] = None) -> int:
     """Console entry point; returns the process exit code (1: could not start or the
     model cannot run on the device)."""
     # The node reports undecodable images itself, rate-limited; OpenCV's decoders would
-    # also print a warning for every one of them.
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    # also print a line for every one of them (PNG header errors at ERROR level), which
+    # would defeat the rate limit.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
         rclpy.init(args=args)
     except _rclpy.UnknownROSArgsError as exc:
