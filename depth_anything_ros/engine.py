@@ -99,6 +99,12 @@ def read_metadata(model: ov.Model, path: Path) -> ModelMetadata:
         raise ModelLoadError(f"{path}: {exc}") from exc
 
 
+def _graph_key(height: int, width: int, order: str,
+               output_size: tuple[int, int] | None) -> tuple:
+    """One compiled graph per input size, colour order and output size (None = input)."""
+    return (height, width, order, output_size or (height, width))
+
+
 class DepthEngine:
     """One IR, compiled lazily per (input size, colour order, output size)."""
 
@@ -182,13 +188,12 @@ class DepthEngine:
                  output_size: tuple[int, int] | None = None) -> ov.CompiledModel:
         if order not in ("bgr", "rgb"):
             raise ValueError(f"order must be 'bgr' or 'rgb', got {order!r}")
-        key = (height, width, order, output_size or (height, width))
+        key = _graph_key(height, width, order, output_size)
         if key not in self._compiled:
             while len(self._compiled) >= MAX_COMPILED:  # oldest first (insertion order)
                 stale = next(iter(self._compiled))
                 del self._compiled[stale]
-                self._requests = {k: r for k, r in self._requests.items()
-                                  if (k[0], k[1], k[2], k[3] or k[:2]) != stale}
+                self._requests.pop(stale, None)
             graph = self.build_graph(height, width, order, key[3])
             try:
                 self._compiled[key] = self.core.compile_model(graph, self.device_name,
@@ -204,7 +209,7 @@ class DepthEngine:
 
     def request(self, height: int, width: int, order: str = "bgr",
                 output_size: tuple[int, int] | None = None) -> ov.InferRequest:
-        key = (height, width, order, output_size)
+        key = _graph_key(height, width, order, output_size)
         if key not in self._requests:
             self._requests[key] = self.compiled(height, width, order, output_size) \
                 .create_infer_request()

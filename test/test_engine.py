@@ -110,3 +110,14 @@ def test_absent_device_lists_devices_or_falls_back(small_metric_ir):
     with pytest.raises(ModelLoadError, match="device 'NPU' is not available; OpenVINO sees CPU"):
         _engine(small_metric_ir, device="NPU")
     assert _engine(small_metric_ir, device="NPU", allow_cpu_fallback=True).device_name == "CPU"
+
+
+def test_compiled_graphs_are_bounded(small_metric_ir):
+    """A stream of ever new image sizes must not keep a compiled model for each."""
+    from depth_anything_ros.engine import MAX_COMPILED
+    engine = _engine(small_metric_ir)
+    sizes = [(40 + 8 * i, 56) for i in range(MAX_COMPILED + 2)]
+    for height, width in sizes:
+        assert engine.infer(np.zeros((height, width, 3), np.uint8)).shape == (height, width)
+    assert len(engine._compiled) == MAX_COMPILED and len(engine._requests) <= MAX_COMPILED
+    assert (sizes[0][0], sizes[0][1], "bgr", sizes[0]) not in engine._compiled
