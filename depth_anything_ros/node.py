@@ -72,11 +72,6 @@ REJECT_CAMERA_INFO_SIZE = "camera_info_size_mismatch"   # neither the image's si
 REJECT_STAMP_BACKWARDS = "stamp_backwards"
 REJECTION_KINDS = IMAGE_REJECTIONS + (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
                                       REJECT_STAMP_BACKWARDS)
-# Reliable input keeps this many messages queued in the subscription, so that a short
-# stall of the executor thread (the GIL, a burst from the camera) delays frames instead of
-# losing them where nothing counts them: every frame then reaches the FrameSlot, which
-# keeps the newest and counts the rest as dropped. Best effort gave up delivery anyway.
-RELIABLE_INPUT_DEPTH = 10
 # Worker join bound on shutdown; an inference call already running finishes in the
 # background (daemon thread) rather than holding up Ctrl-C.
 WORKER_JOIN_S = 1.5
@@ -85,7 +80,8 @@ CAMERA_INFO_RING = 16
 
 
 def qos_profile(choice: str, depth: int = 1) -> QoSProfile:
-    """Depth 1 by default: an old depth frame is worth nothing once a newer one exists."""
+    """Depth 1 by default: an old depth frame is worth nothing once a newer one exists
+    (input_queue_depth trades that for counting every frame)."""
     reliability = (ReliabilityPolicy.BEST_EFFORT if choice == "sensor_data"
                    else ReliabilityPolicy.RELIABLE)
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability)
@@ -143,14 +139,13 @@ class DepthNode(Node):
                               self.create_publisher(Image, TOPIC_RELATIVE, out_qos))
         self._pub_diagnostics = self.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
 
-        in_depth = RELIABLE_INPUT_DEPTH if p.input_qos == "reliable" else 1
         # A few CameraInfo may arrive between two images; keep them for stamp matching.
         # Created before the image subscription: the executor serves ready subscriptions
         # in creation order, so an image and its CameraInfo arriving together are paired.
         info_sub = self.create_subscription(
             CameraInfo, TOPIC_CAMERA_INFO, self._store_camera_info,
-            qos_profile(p.input_qos, max(5, in_depth)))
-        in_qos = qos_profile(p.input_qos, in_depth)
+            qos_profile(p.input_qos, max(5, p.input_queue_depth)))
+        in_qos = qos_profile(p.input_qos, p.input_queue_depth)
         if p.input_transport == "compressed":
             image_sub = self.create_subscription(
                 CompressedImage, TOPIC_COMPRESSED, self._slot_compressed, in_qos)

@@ -88,6 +88,13 @@ class NodeParams:
         "sensor_data", "Image and camera_info subscriptions: sensor_data (best effort, depth 1; "
         "connects to reliable and best-effort cameras) or reliable.", read_only=True,
         choices=QOS_CHOICES)
+    input_queue_depth: int = _param(
+        1, "Images and CameraInfo each input subscription holds while the node is busy. 1: "
+        "lowest latency; a frame arriving before the previous one was taken replaces it "
+        "uncounted. More (with input_qos reliable): every frame reaches the node, which counts "
+        "the superseded ones as dropped, at the cost of up to that many frame periods of "
+        "latency whenever the node falls behind the camera.", read_only=True,
+        value_range=(1, 100))
     output_qos: str = _param(
         "reliable", "Output publishers: reliable (depth 1; what rviz2 and depth_image_proc "
         "subscribe with) or sensor_data (best effort, depth 1).", read_only=True,

@@ -13,10 +13,10 @@ frames with their CameraInfo. Then the books must balance exactly:
   printed a traceback, and logged rejections rate-limited.
 
 Exact counts need no message lost in transport: with reliable QoS a subscription still
-overwrites its oldest unread message when its queue (RELIABLE_INPUT_DEPTH) is full. So
-each valid frame is a sync point: the next batch is sent only once it was answered,
-which proves every image before it was taken, and a batch never holds more images than
-the queue does. Raw images are checked on arrival and never reach the newest-frame
+overwrites its oldest unread message when its queue (input_queue_depth, QUEUE_DEPTH here)
+is full. So each valid frame is a sync point: the next batch is sent only once it was
+answered, which proves every image before it was taken, and a batch never holds more
+images than the queue does. Raw images are checked on arrival and never reach the newest-frame
 slot unless valid, so nothing is dropped there either. Corrupt compressed images can
 only be found out by decoding, in the worker, so one replaced in the slot by a newer
 frame before being decoded counts as dropped: for those the check is
@@ -43,8 +43,7 @@ from depth_anything_ros import diagnostics as diag
 from depth_anything_ros.camera_info_ring import calibration_fits
 from depth_anything_ros.geometry import Intrinsics
 from depth_anything_ros.node import (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
-                                     REJECT_STAMP_BACKWARDS, REJECTION_KINDS,
-                                     RELIABLE_INPUT_DEPTH, WARN_THROTTLE_S)
+                                     REJECT_STAMP_BACKWARDS, REJECTION_KINDS, WARN_THROTTLE_S)
 from depth_anything_ros.ros_codec import (REJECT_COMPRESSED, REJECT_DATA_LENGTH, REJECT_ENCODING,
                                           REJECT_MAX_PIXELS, REJECT_SIZE, REJECT_STEP,
                                           ImageDecodeError, check_compressed_header,
@@ -54,6 +53,7 @@ from ros_harness import Client, NodeProcess, private_domain_id, stamp_key, start
 
 SEED = 20240611
 MAX_PIXELS = 20_000
+QUEUE_DEPTH = 10  # the nodes' input_queue_depth
 RAW_NS, COMPRESSED_NS = "/fuzz_raw", "/fuzz_compressed"
 RAW_VALID_FRAMES, COMPRESSED_VALID_FRAMES = 380, 200
 STARTUP_TIMEOUT_S = 60.0   # first frame: process start, model read, first compile
@@ -63,8 +63,8 @@ OUTPUTS = (("depth/image", Image), ("depth/camera_info", CameraInfo),
 # Per sync point at most this many images, the valid one included: never more than the
 # node's reliable subscription queues. CameraInfo batches stay at half of it, so even
 # CameraInfo the node has not taken yet from the previous batch leave room.
-IMAGES_PER_BATCH = RELIABLE_INPUT_DEPTH
-INFOS_PER_BATCH = RELIABLE_INPUT_DEPTH // 2
+IMAGES_PER_BATCH = QUEUE_DEPTH
+INFOS_PER_BATCH = QUEUE_DEPTH // 2
 HFOV_DEG = 60.0  # the fallback_hfov_deg default
 # A valid frame is stamped this far after the previous one, so the junk sent before it
 # (1 ms apart, fewer than 20 messages) is stamped in between.
@@ -419,6 +419,7 @@ def fuzz_nodes(ros_workspace, tmp_path_factory, small_metric_ir):
         procs[namespace] = start_node(env, root, log_dir, private_domain_id(), [
             "-r", f"__ns:={namespace}", "-p", f"model_path:={small_metric_ir}",
             "-p", f"cache_dir:={log_dir / 'ov_cache'}", "-p", "input_qos:=reliable",
+            "-p", f"input_queue_depth:={QUEUE_DEPTH}",
             "-p", f"input_transport:={transport}", "-p", f"max_pixels:={MAX_PIXELS}",
             "-p", "diagnostics_period:=0.2"])
     client = Client(private_domain_id(), "fuzz_client")
