@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Imported here so that --help works without the export extras.
     from benchmarks.artifacts import DEFAULT_CACHE, ModelBuilder
-    from benchmarks.machine import describe_machine
+    from benchmarks.machine import cpu_stall_seconds, describe_machine
     from benchmarks.model_latency import ModelSection, Settings
     from benchmarks.report import write_all
 
@@ -118,13 +118,18 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal failed
         log(f"[{name}]")
         begun = time.perf_counter()
+        stall_before = cpu_stall_seconds()
         try:
             result = fn()
         except Exception as exc:  # one broken section must not lose the others' numbers
             failed = True
             log(traceback.format_exc())
             return {"error": f"{type(exc).__name__}: {exc}"}
-        result["seconds"] = round(time.perf_counter() - begun, 1)
+        seconds = time.perf_counter() - begun
+        result["seconds"] = round(seconds, 1)
+        stall_after = cpu_stall_seconds()
+        if stall_before is not None and stall_after is not None:
+            result["cpu_pressure"] = round((stall_after - stall_before) / seconds, 3)
         return result
 
     if "model" in args.sections:

@@ -121,3 +121,21 @@ def describe_machine() -> Machine:
     return Machine(info.get("Model name", platform.processor() or "unknown"), vendor, family,
                    physical, logical, round(ghz, 3), ghz_source, isa, f32_per_cycle,
                    {k: round(v, 1) for k, v in peak.items()}, assumption)
+
+
+def cpu_stall_seconds() -> float | None:
+    """Total time some runnable task waited for a CPU (Linux PSI, /proc/pressure/cpu).
+
+    Its growth over a section, divided by the section's length, says how contended the
+    CPU was: near 0 when the benchmark has the machine to itself, tens of percent when
+    another job competes, which makes that section's absolute numbers unreliable.
+    """
+    try:
+        with open("/proc/pressure/cpu") as handle:
+            for line in handle:
+                if line.startswith("some"):
+                    fields = dict(item.split("=") for item in line.split()[1:])
+                    return int(fields["total"]) / 1e6
+    except (OSError, KeyError, ValueError):
+        return None
+    return None

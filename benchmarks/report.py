@@ -41,6 +41,19 @@ def _ratio(slow: dict | None, fast: dict | None) -> float | None:
     return a / b if a and b else None
 
 
+def _pressure(section: dict) -> str:
+    value = section.get("cpu_pressure")
+    if value is None:
+        return ""
+    # The benchmark's own thread pools cause a few percent; well above that means
+    # another process was competing.
+    verdict = ("little contention" if value < 0.10 else
+               "another job likely competed for the CPU: absolute times are inflated, "
+               "ratios less so thanks to the interleaving")
+    return (f" CPU pressure during this section: {100 * value:.0f} % of the time a runnable "
+            f"task waited for a CPU ({verdict}).")
+
+
 def model_table(size_key: str, section: dict, encoder: str) -> str:
     rows = _rows_by_key(section)
     cam, net = section["camera_size"], section["network_size"]
@@ -75,7 +88,8 @@ def model_table(size_key: str, section: dict, encoder: str) -> str:
               f"would also need numpy preprocessing ({extra['numpy_preprocess']['median_ms']:.1f}"
               f" ms) and the resize back to camera size "
               f"({extra['resize_back']['median_ms']:.1f} ms). Our rows include both (in graph). "
-              f"Measured GEMM ceiling (best 2048^3 OpenVINO matmul in the same rounds): {gemm} GFLOP/s."]
+              f"Measured GEMM ceiling (best 2048^3 OpenVINO matmul in the same rounds): {gemm} "
+              f"GFLOP/s.{_pressure(section)}"]
     return "\n".join(lines)
 
 
@@ -88,6 +102,8 @@ def pipeline_table(section: dict) -> str:
         lines.append(f"| {stage['stage']} | {_fmt(latency['median_ms'], 2)} | "
                      f"{_fmt(latency.get('p90_ms'), 2)} |")
     lines.append(f"| **total (sum of medians, serial)** | **{section['total_median_ms']:.1f}** | |")
+    if section.get("cpu_pressure") is not None:
+        lines += ["", _pressure(section).strip()]
     lines += ["", "#### Filling `msg.data` from a numpy buffer", "",
               "| payload | field checks | method | median ms |", "|---|---|---|---:|"]
     for item in section["msg_fill"]:
@@ -230,8 +246,7 @@ def markdown(results: dict) -> str:
              f"{machine['isa']}; rough peak {machine['peak_gflops']['f32']:.0f} GFLOP/s f32, "
              f"{machine['peak_gflops']['bf16']:.0f} bf16, {machine['peak_gflops']['int8']:.0f} "
              f"int8 ({machine['assumption']}). "
-             f"Load average (1 min) {load['start']:.2f} at start, {load['end']:.2f} at end: "
-             f"above ~0.3 another process was competing for the CPU and the numbers are noisy. "
+             f"Load average (1 min) {load['start']:.2f} at start, {load['end']:.2f} at end. "
              f"{meta['runs']} timed runs after {meta['warmup']} warm-up; "
              f"{', '.join(f'{k} {v}' for k, v in meta['versions'].items())}.", ""]
     for size_key, section in results.get("model", {}).items():
