@@ -110,7 +110,7 @@ class ModelBuilder:
 
                 self.log(f"generating the synthetic {self.encoder} checkpoint")
                 module = _load_module(reference_dir() / "make_checkpoint.py", "make_checkpoint")
-                with _Staged(path) as tmp:
+                with Staged(path) as tmp:
                     torch.save(module.synthetic_state_dict(self.encoder, SYNTHETIC_SEED), tmp)
             self._checkpoint = path
         return self._checkpoint
@@ -139,7 +139,7 @@ class ModelBuilder:
 
             self.log(f"exporting ONNX at {size[0]}x{size[1]}")
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            with _Staged(path) as tmp:
+            with Staged(path) as tmp:
                 export_onnx(self.loaded(), ExportRequest(*size), tmp)
         return path
 
@@ -149,7 +149,7 @@ class ModelBuilder:
             import openvino as ov
 
             self.log("converting the ONNX the way `ovc` does by default")
-            with _Staged(xml.parent) as tmp:
+            with Staged(xml.parent) as tmp:
                 tmp.mkdir()
                 ov.save_model(ov.convert_model(str(onnx_path)), str(tmp / xml.name),
                               compress_to_fp16=True)
@@ -165,32 +165,32 @@ class ModelBuilder:
             return xml
         calibration: tuple[Path, ...] = ()
         if precision == "int8":
-            calibration = (self._calibration_images(),)
+            calibration = (self.calibration_images(self.calibration_size),)
             self.log(f"quantizing to INT8 at {size[0]}x{size[1]} on {self.calibration_size} "
                      "synthetic scenes (NNCF, about a minute at 518x686 on 2 cores)")
         else:
             self.log(f"converting to our {precision} IR at {size[0]}x{size[1]}")
         request = ExportRequest(*size, precision=precision, calibration=calibration,
                                 calibration_size=self.calibration_size)
-        with _Staged(xml.parent) as tmp:
+        with Staged(xml.parent) as tmp:
             convert_to_ir(onnx_path, metadata_for(self.loaded(), request), request,
                           tmp / xml.name)
         return xml
 
-    def _calibration_images(self) -> Path:
+    def calibration_images(self, count: int) -> Path:
         import cv2
 
-        folder = self.root / f"calibration_scenes_{self.calibration_size}"
+        folder = self.root / f"calibration_scenes_{count}"
         if not folder.is_dir():
-            with _Staged(folder) as tmp:
+            with Staged(folder) as tmp:
                 tmp.mkdir()
-                for i, image in enumerate(scenes(self.calibration_size, 480, 640)):
+                for i, image in enumerate(scenes(count, 480, 640)):
                     cv2.imwrite(str(tmp / f"scene_{i:03d}.png"), image)
         return folder
 
 
-class _Staged:
-    """``with _Staged(final) as tmp``: write ``tmp`` (a file or a folder), renamed to
+class Staged:
+    """``with Staged(final) as tmp``: write ``tmp`` (a file or a folder), renamed to
     ``final`` only when the block succeeds."""
 
     def __init__(self, final: Path) -> None:

@@ -118,7 +118,7 @@ def _ov_precision(compiled) -> str:
     return compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
 
 
-def _relative_errors(outputs: list[np.ndarray], references: list[np.ndarray]
+def relative_errors(outputs: list[np.ndarray], references: list[np.ndarray]
                      ) -> tuple[float, float]:
     """Per-pixel |d - ref| / ref, pooled over the held-out images: (median, p95)."""
     errors = np.concatenate([(np.abs(o - r) / np.maximum(np.abs(r), 1e-6)).ravel()
@@ -217,7 +217,7 @@ class ModelSection:
             if item.infer is not None:
                 outputs = [item.infer(image) for image in held_out]
                 item.row.median_rel_error, item.row.p95_rel_error = \
-                    _relative_errors(outputs, references)
+                    relative_errors(outputs, references)
 
     def _add_compute(self, row: Row, gflops: float, gemm_gflops: dict[str, float]) -> None:
         seconds = row.ms_per_frame / 1e3

@@ -38,8 +38,23 @@ class FrameSlot(Generic[T]):
                 self._dropped += 1
             self._item = item
             self._pending = True
-            self._cond.notify()
+            self._cond.notify_all()
             return replaced
+
+    def put_when_free(self, item: T) -> bool:
+        """Wait until the consumer has taken the pending item, then offer ``item``.
+
+        For a hand-over between two pipeline stages, where overwriting would throw away
+        finished work; the wait is at most one item long. False when closed meanwhile.
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: not self._pending or self._closed)
+            if self._closed:
+                return False
+            self._item = item
+            self._pending = True
+            self._cond.notify_all()
+            return True
 
     def take(self, timeout: Optional[float] = None) -> Optional[T]:
         """Wait for the newest item and remove it from the slot.
@@ -53,6 +68,7 @@ class FrameSlot(Generic[T]):
             if self._closed:
                 return None
             item, self._item, self._pending = self._item, None, False
+            self._cond.notify_all()  # a producer may wait in put_when_free
             return item
 
     def close(self) -> None:

@@ -6,6 +6,12 @@ inference thread works on whatever is newest when it is free. So the executor st
 free for parameters and diagnostics however slow the model is, and latency never grows
 behind a queue (overwritten frames are counted as dropped).
 
+A second thread builds and publishes the outputs of one frame while the inference
+thread already runs the next (OpenVINO releases the GIL), so the output rate is set by
+inference alone, not inference plus message building. At most one inferred frame waits
+between the two: the inference thread holds its result until the publisher is free
+rather than discard finished work.
+
 Every output carries the input image's header. Outputs are computed only while
 someone subscribes to them; with no subscriber to an image or cloud output a frame
 costs nothing beyond being received (depth/camera_info alone does not start inference).
@@ -72,8 +78,8 @@ REJECT_CAMERA_INFO_SIZE = "camera_info_size_mismatch"   # neither the image's si
 REJECT_STAMP_BACKWARDS = "stamp_backwards"
 REJECTION_KINDS = IMAGE_REJECTIONS + (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
                                       REJECT_STAMP_BACKWARDS)
-# Worker join bound on shutdown; an inference call already running finishes in the
-# background (daemon thread) rather than holding up Ctrl-C.
+# Bound on joining both worker threads at shutdown; an inference call already running
+# finishes in the background (daemon threads) rather than holding up Ctrl-C.
 WORKER_JOIN_S = 1.5
 # Enough CameraInfo to pair each of the last few frames with its own calibration.
 CAMERA_INFO_RING = 16
@@ -96,13 +102,33 @@ class _Frame(NamedTuple):
     image: Union[DecodedImage, CompressedImage]  # compressed data is decoded by the worker
 
 
+class _Wanted(NamedTuple):
+    """Outputs someone subscribes to, decided once per frame before inference."""
+    metric: bool       # metres available: a metric model, or relative_scale > 0
+    depth: bool
+    points: bool
+    colorized: bool
+    relative: bool
+
+
+class _Inferred(NamedTuple):
+    """What the inference thread hands to the publisher thread."""
+    header: Header
+    image: DecodedImage
+    raw: np.ndarray           # network output at output size (metres or inverse depth)
+    inference_s: float
+    params: NodeParams        # the frame is finished with the parameters it started with
+    wanted: _Wanted
+
+
 class DepthNode(Node):
     """Raises ParameterError or ModelLoadError when it cannot start; ``main`` reports them."""
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         self._slot: FrameSlot[_Frame] = FrameSlot()
-        self._worker: Optional[threading.Thread] = None
+        self._inferred: FrameSlot[_Inferred] = FrameSlot()
+        self._threads: list[threading.Thread] = []
         # Set by the worker when the model cannot run at all; ``main`` exits 1 with it.
         self.fatal_error: Optional[str] = None
         try:
@@ -161,16 +187,19 @@ class DepthNode(Node):
                 f"{', '.join(self._engine.core.available_devices)}); running on "
                 f"{self._engine.device_name} because allow_cpu_fallback is true")
         self.get_logger().info(
-            f"{meta.encoder} {meta.depth_type} model, network {net_h}x{net_w}, on "
+            f"{meta.encoder} {meta.depth_type} model {self._engine.model_path.name} "
+            f"({self._engine.model_choice}), network {net_h}x{net_w}, on "
             f"{self._engine.device_name}; input {image_sub.topic_name} + {info_sub.topic_name}")
         if not self._metric:
             self.get_logger().info(
                 "relative model: outputs are inverse depth, not metres; publishing "
                 f"{TOPIC_RELATIVE} and {TOPIC_COLORIZED}. Set relative_scale > 0 to also publish "
                 f"{TOPIC_DEPTH} and {TOPIC_POINTS}.")
-        self._worker = threading.Thread(target=self._run_worker, name="depth_inference",
-                                        daemon=True)
-        self._worker.start()
+        for target, name in ((self._run_inference, "depth_inference"),
+                             (self._run_publisher, "depth_publish")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     # --- executor thread -------------------------------------------------------------
 
@@ -248,20 +277,36 @@ class DepthNode(Node):
 
     # --- inference thread ------------------------------------------------------------
 
-    def _run_worker(self) -> None:
+    def _run_inference(self) -> None:
         while True:
             frame = self._slot.take()
             if frame is None:
                 return
             try:
-                self._process(frame, self._params.current)
+                inferred = self._infer(frame, self._params.current)
             except ModelLoadError as exc:
                 if not self._compiled_once:
                     self._stop_fatally(str(exc))
                     return
                 self._frame_failed(exc)
+                continue
             except Exception as exc:  # keep serving frames; a shutdown race ends the loop
                 if self._slot.closed or not self.context.ok():
+                    return
+                self._frame_failed(exc)
+                continue
+            if inferred is not None and not self._inferred.put_when_free(inferred):
+                return
+
+    def _run_publisher(self) -> None:
+        while True:
+            inferred = self._inferred.take()
+            if inferred is None:
+                return
+            try:
+                self._publish(inferred)
+            except Exception as exc:
+                if self._inferred.closed or not self.context.ok():
                     return
                 self._frame_failed(exc)
 
@@ -277,58 +322,70 @@ class DepthNode(Node):
         one has, a failure for a new image size is per frame and the node carries on.)"""
         self.fatal_error = reason
         self._slot.close()
+        self._inferred.close()
         self.context.try_shutdown()
 
-    def _process(self, frame: _Frame, p: NodeParams) -> None:
-        metric_available = self._metric or p.relative_scale > 0
-        want_depth = metric_available and self._pub_depth.get_subscription_count() > 0
-        want_points = metric_available and self._pub_points.get_subscription_count() > 0
-        want_colorized = self._pub_colorized.get_subscription_count() > 0
-        want_relative = (self._pub_relative is not None
-                         and self._pub_relative.get_subscription_count() > 0)
-        if not (want_depth or want_points or want_colorized or want_relative):
+    def _wanted(self, p: NodeParams) -> _Wanted:
+        metric = self._metric or p.relative_scale > 0
+        return _Wanted(
+            metric=metric,
+            depth=metric and self._pub_depth.get_subscription_count() > 0,
+            points=metric and self._pub_points.get_subscription_count() > 0,
+            colorized=self._pub_colorized.get_subscription_count() > 0,
+            relative=(self._pub_relative is not None
+                      and self._pub_relative.get_subscription_count() > 0))
+
+    def _infer(self, frame: _Frame, p: NodeParams) -> Optional[_Inferred]:
+        """Decode and run the network; None when the frame needs no output."""
+        wanted = self._wanted(p)
+        if not (wanted.depth or wanted.points or wanted.colorized or wanted.relative):
             self._stats.frame_skipped()
-            return
+            return None
         image = frame.image
         if isinstance(image, CompressedImage):
             try:
                 image = compressed_to_array(image, p.max_pixels)
             except ImageDecodeError as exc:
                 self._reject(exc.kind, f"ignoring image: {exc}")
-                return
-
-        header = frame.header
-        height, width = image.pixels.shape[:2]
-        camera, template = self._camera_intrinsics(header, width, height, p)
+                return None
         if p.output_resolution == "network":
-            out_h, out_w = self._engine.network_size
+            output_size = self._engine.network_size
         else:
-            out_h, out_w = height, width
+            output_size = image.pixels.shape[:2]
         started = time.perf_counter()
-        raw = self._engine.infer(image.pixels, order=image.order, output_size=(out_h, out_w))
+        raw = self._engine.infer(image.pixels, order=image.order, output_size=output_size)
         inference_s = time.perf_counter() - started
         self._compiled_once = True
+        return _Inferred(frame.header, image, raw, inference_s, p, wanted)
 
+    # --- publisher thread ------------------------------------------------------------
+
+    def _publish(self, inferred: _Inferred) -> None:
+        header, image, raw, p, wanted = (inferred.header, inferred.image, inferred.raw,
+                                         inferred.params, inferred.wanted)
+        height, width = image.pixels.shape[:2]
+        camera, template = self._camera_intrinsics(header, width, height, p)
+        out_h, out_w = raw.shape
         output = camera if (out_w, out_h) == (width, height) else camera.scaled(out_w, out_h)
         depth = raw if self._metric else None
-        if want_relative:
+        if wanted.relative:
             self._pub_relative.publish(array_to_image(raw, "32FC1", header))
-        if not self._metric and metric_available:
+        if not self._metric and wanted.metric:
             depth = relative_to_metric(raw, p.relative_scale, p.relative_shift)
-        if want_depth:
+        if wanted.depth:
             self._pub_depth.publish(array_to_image(depth, "32FC1", header))
         if self._pub_info.get_subscription_count() > 0:
             self._pub_info.publish(intrinsics_to_camera_info(output, header, template))
-        if want_colorized:
+        if wanted.colorized:
             self._pub_colorized.publish(
                 array_to_image(self._colorize(depth, raw, p), "bgr8", header))
-        if want_points:
+        if wanted.points:
             self._pub_points.publish(self._cloud(depth, output, image, header, p))
 
         end_to_end = None
         if _has_stamp(header):
             end_to_end = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds * 1e-9
-        self._stats.frame_published(inference_s, end_to_end)
+        self._stats.frame_published(inferred.inference_s, end_to_end)
 
     def _camera_intrinsics(self, header: Header, width: int, height: int, p: NodeParams
                            ) -> tuple[Intrinsics, Optional[CameraInfo]]:
@@ -402,10 +459,13 @@ class DepthNode(Node):
     # --- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the inference thread; safe to call twice."""
+        """Stop both threads; safe to call twice."""
         self._slot.close()
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(WORKER_JOIN_S)
+        self._inferred.close()
+        deadline = time.monotonic() + WORKER_JOIN_S
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def destroy_node(self) -> None:
         self.close()
@@ -456,3 +516,7 @@ def main(args: Optional[list[str]] = None) -> int:
     if node is not None and node.fatal_error is not None:
         return _fatal(node.fatal_error)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

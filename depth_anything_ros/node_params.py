@@ -56,8 +56,10 @@ def _param(default: Any, description: str, *, read_only: bool = False,
 @dataclass(frozen=True)
 class NodeParams:
     model_path: str = _param(
-        "", "OpenVINO IR (.xml) made by depth_anything_export, or a folder holding exactly one. "
-        "Empty: the models folder installed with the package (share/depth_anything_ros/models).",
+        "", "OpenVINO IR (.xml) made by depth_anything_export, or a folder holding one model "
+        "(several precisions of it, named *_fp16/*_int8/*_fp32.xml: the fastest for this CPU "
+        "is loaded, int8 unless the CPU has AMX). Empty: the models folder installed with the "
+        "package (share/depth_anything_ros/models).",
         read_only=True)
     device: str = _param(
         "CPU", "OpenVINO device: CPU, GPU, NPU, AUTO, or a device name such as GPU.1.",

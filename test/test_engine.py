@@ -41,6 +41,25 @@ def test_in_graph_preprocessing_matches_opencv(export_ir, golden):
     assert np.abs(in_graph - net).max() <= 2e-4 * float(net.max() - net.min())
 
 
+def test_camera_at_network_size_skips_the_resize_and_keeps_the_result(small_metric_ir, golden):
+    """No resize step is compiled when the camera already has the network size, and the
+    depth still equals the IR run on the numpy reference tensor."""
+    engine = _engine(small_metric_ir)
+    bgr = np.ascontiguousarray(golden["input_bgr"][:140, :182])
+    def interpolations(height: int, width: int) -> int:
+        runtime = engine.compiled(height, width).get_runtime_model()
+        return sum(op.get_rt_info()["layerType"].astype(str) == "Interpolate"
+                   for op in runtime.get_ops())
+
+    # The DPT head has Interpolates of its own; the input resize is one more.
+    assert interpolations(120, 160) == interpolations(140, 182) + 1
+    compiled = ov.Core().compile_model(str(small_metric_ir), "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
+    net = compiled(reference_tensor(bgr, 140, 182))[0][0]
+    depth = engine.infer(bgr)
+    assert np.abs(depth - net).max() <= 2e-4 * float(net.max() - net.min())
+
+
 def test_rgb_order_and_output_size(small_metric_ir, golden):
     engine = _engine(small_metric_ir)
     bgr = np.ascontiguousarray(golden["input_bgr"][::4, ::4])
@@ -82,6 +101,20 @@ def test_folder_with_one_model_is_resolved(small_metric_ir, tmp_path):
         shutil.copy(small_metric_ir.with_suffix(suffix), tmp_path / f"b{suffix}")
     with pytest.raises(ModelLoadError, match=r"several models \(a\.xml, b\.xml\)"):
         _engine(tmp_path)
+
+
+def test_folder_with_precisions_of_one_model_loads_the_one_for_this_cpu(small_metric_ir,
+                                                                        tmp_path):
+    from depth_anything_ros.precision_choice import cpu_flags, preference
+
+    for precision in ("fp16", "int8"):
+        for suffix in (".xml", ".bin"):
+            shutil.copy(small_metric_ir.with_suffix(suffix),
+                        tmp_path / f"vits_indoor_140x182_{precision}{suffix}")
+    engine = _engine(tmp_path)
+    expected = preference("CPU", cpu_flags())[0][0]
+    assert engine.model_path.name == f"vits_indoor_140x182_{expected}.xml"
+    assert "also there: vits_indoor_140x182_" in engine.model_choice
 
 
 def test_file_that_is_not_an_ir(tmp_path):

@@ -100,3 +100,34 @@ def test_a_slow_consumer_sees_increasing_items_and_every_item_is_taken_or_droppe
     assert taken[-1] == count - 1
     assert len(taken) + slot.dropped == count
     assert slot.dropped > 0
+
+
+def test_put_when_free_waits_for_the_consumer_and_loses_nothing():
+    slot: FrameSlot[int] = FrameSlot()
+    assert slot.put_when_free(1) is True
+    producer_done = threading.Event()
+
+    def produce() -> None:
+        slot.put_when_free(2)  # must wait: 1 is still pending
+        producer_done.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    assert not producer_done.wait(0.1)
+    assert slot.take(timeout=0) == 1
+    assert producer_done.wait(REACT_S)
+    assert slot.take(timeout=0) == 2
+    assert slot.dropped == 0
+
+
+def test_close_releases_a_producer_waiting_in_put_when_free():
+    slot: FrameSlot[int] = FrameSlot()
+    slot.put_when_free(1)
+    results: list[bool] = []
+    producer = threading.Thread(target=lambda: results.append(slot.put_when_free(2)))
+    producer.start()
+    time.sleep(0.05)
+    slot.close()
+    producer.join(REACT_S)
+    assert not producer.is_alive()
+    assert results == [False]

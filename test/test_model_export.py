@@ -185,3 +185,33 @@ def test_transformers_format_maps_to_official_keys():
     # transformers sizes the position grid interpolation differently: ~2e-5 of the output
     # magnitude here (the saturated sigmoid makes the output range itself tiny).
     assert float((got - expected).abs().max()) <= 1e-4 * float(expected.abs().max())
+
+
+def _quantized_ops(xml: Path) -> set[str]:
+    """Names of the ops whose inputs NNCF quantized (consumers of a FakeQuantize)."""
+    import openvino as ov
+
+    quantized = set()
+    for op in ov.Core().read_model(str(xml)).get_ops():
+        if op.get_type_name() == "FakeQuantize":
+            for target in op.output(0).get_target_inputs():
+                quantized.add(target.get_node().get_friendly_name())
+    return quantized
+
+
+def test_int8_float_head_leaves_the_depth_head_unquantized(tmp_path, synthetic_checkpoint):
+    calib = tmp_path / "calibration"
+    calib.mkdir()
+    for seed in range(3):
+        cv2.imwrite(str(calib / f"scene{seed}.png"), scene(seed))
+    outputs = {}
+    for name, extra in (("default", ()), ("float_head", ("--int8-float-head",))):
+        outputs[name] = tmp_path / name / "m.xml"
+        result = _cli("--checkpoint", str(synthetic_checkpoint), "-h", "70", "-w", "98",
+                      "--precision", "int8", "--calibration-images", str(calib),
+                      "--output", str(outputs[name]), *extra)
+        assert result.returncode == 0, result.stderr
+    default, float_head = (_quantized_ops(outputs[n]) for n in ("default", "float_head"))
+    assert any(name.startswith("/depth_head/") for name in default)
+    assert not any(name.startswith("/depth_head/") for name in float_head)
+    assert any(name.startswith("/blocks.") for name in float_head)

@@ -242,3 +242,15 @@ def test_fields_table_covers_the_parameters_named_in_the_docs():
         "colorize_max_depth", "cloud_stride", "cloud_min_range", "cloud_max_range",
         "cloud_color", "relative_scale", "relative_shift", "fallback_hfov_deg", "max_pixels",
         "diagnostics_period"}
+
+
+def test_readme_parameter_table_matches_the_declarations():
+    """README's table is written from these fields; a changed default or description
+    there would mislead users more than a missing one."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Parameters\n", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(" `"): line for line in section.splitlines()
+            if line.startswith("| `")}
+    for name, field in FIELDS.items():
+        assert name in rows, f"README lacks a row for {name}"
+        assert field.metadata["description"] in rows[name], f"README row of {name} is stale"

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--calibration-images", type=Path, action="append", default=[],
                         metavar="DIR", help="images folder or video for int8 (repeatable)")
     parser.add_argument("--calibration-size", type=int, default=32)
+    parser.add_argument("--int8-float-head", action="store_true",
+                        help="int8: keep the DPT head in float (half the p95 error, about "
+                             "8%% slower; benchmarks/README.md, 'INT8 settings')")
     parser.add_argument("--use-dynamo", action="store_true", help="torch.export-based exporter")
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--keep-onnx", action="store_true", help="keep the .onnx beside the IR")
@@ -81,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .checkpoint import build_model, download_checkpoint, load_hf
-    from .export import ExportRequest, export_model, verify_ir
+    from .export import (DPT_HEAD_PATTERN, ExportRequest, Int8Settings, export_model,
+                         verify_ir)
 
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     if args.hf:
@@ -89,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         checkpoint = args.checkpoint or download_checkpoint(args.encoder, args.metric)
         loaded = build_model(args.encoder, checkpoint, max_depth)
+    int8 = Int8Settings(ignored_patterns=(DPT_HEAD_PATTERN,) if args.int8_float_head else ())
     request = ExportRequest(height, width, args.precision, args.opset, args.use_dynamo,
-                            tuple(args.calibration_images), args.calibration_size)
+                            tuple(args.calibration_images), args.calibration_size, int8)
     written = export_model(loaded, request, args.output, keep_onnx=args.keep_onnx)
     print(f"wrote {written} ({args.encoder}, {'metric' if max_depth else 'relative'}, "
           f"{height}x{width}, {args.precision})")

@@ -27,6 +27,20 @@ DEFAULT_OPSET = 17
 VERIFY_TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "int8": 0.1}
 
 
+# Node names (from the ONNX export) of the depth head, for Int8Settings.ignored_patterns.
+DPT_HEAD_PATTERN = r"/depth_head/.*"
+
+
+@dataclass(frozen=True)
+class Int8Settings:
+    """NNCF knobs that ``python -m benchmarks.int8_sweep`` compares; the defaults are the
+    ones it chose (benchmarks/README.md has the table)."""
+
+    smooth_quant_alpha: float | None = None   # None: NNCF's default; < 0 turns it off
+    ignored_patterns: tuple[str, ...] = ()    # node-name regexes left in float
+    preset: str = "mixed"                     # mixed | performance (symmetric activations)
+
+
 @dataclass(frozen=True)
 class ExportRequest:
     height: int
@@ -36,6 +50,7 @@ class ExportRequest:
     use_dynamo: bool = False
     calibration: tuple[Path, ...] = ()  # images or videos, required for int8
     calibration_size: int = 32
+    int8: Int8Settings = Int8Settings()
 
 
 def export_onnx(loaded: LoadedModel, request: ExportRequest, path: Path) -> Path:
@@ -91,8 +106,19 @@ def quantize_int8(model, request: ExportRequest):
                                        request.calibration_size))
     if not tensors:
         raise ValueError(f"no readable images in {', '.join(map(str, request.calibration))}")
+    settings = request.int8
+    advanced = None
+    if settings.smooth_quant_alpha is not None:
+        from nncf.quantization.advanced_parameters import (AdvancedQuantizationParameters,
+                                                           AdvancedSmoothQuantParameters)
+        advanced = AdvancedQuantizationParameters(smooth_quant_alphas=AdvancedSmoothQuantParameters(
+            matmul=settings.smooth_quant_alpha))
+    ignored = (nncf.IgnoredScope(patterns=list(settings.ignored_patterns), validate=False)
+               if settings.ignored_patterns else None)
     return nncf.quantize(model, nncf.Dataset(tensors), model_type=nncf.ModelType.TRANSFORMER,
-                         subset_size=len(tensors))
+                         preset=nncf.QuantizationPreset(settings.preset),
+                         subset_size=len(tensors), ignored_scope=ignored,
+                         advanced_parameters=advanced)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
