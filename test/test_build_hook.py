@@ -66,7 +66,9 @@ def test_colcon_build_exports_listed_models_and_node_finds_them(synthetic_checkp
         while "vits metric model" not in node.output() and time.monotonic() < deadline:
             assert node.popen.poll() is None, node.output()
             time.sleep(0.2)
-        assert "vits metric model, network 518x644" in node.output()
+        assert ("vits metric model vits_metric_outdoor_518x644_fp16.xml (the only model in "
+                f"{xml.parent})") in node.output()
+        assert "network 518x644" in node.output()
     finally:
         rc, _ = node.stop()
     assert rc == 0, node.output()
