@@ -31,11 +31,13 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "benchmarks", "benchmarks.*"]),
+    package_data={PACKAGE: ["*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")
+         + [f"{PACKAGE}/fastdds_large_outputs.xml"]),  # also for the user's camera driver
     ],
     install_requires=["setuptools", "numpy", "openvino>=2024.0", "opencv-python-headless"],
     extras_require={

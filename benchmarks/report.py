@@ -87,7 +87,7 @@ def model_table(size_key: str, section: dict, encoder: str) -> str:
     lines += ["", f"Baseline rows time the network call on a preprocessed f32 tensor; they "
               f"would also need numpy preprocessing ({extra['numpy_preprocess']['median_ms']:.1f}"
               f" ms) and the resize back to camera size "
-              f"({extra['resize_back']['median_ms']:.1f} ms). Our rows include both (in graph). "
+              f"({extra['resize_back']['median_ms']:.1f} ms). Our rows include both. "
               f"Measured GEMM ceiling (best 2048^3 OpenVINO matmul in the same rounds): {gemm} "
               f"GFLOP/s.{_pressure(section)}"]
     return "\n".join(lines)

@@ -1,9 +1,13 @@
 """OpenVINO inference for Depth Anything V2 IRs: camera u8 image in, depth map out.
 
 No ROS and no torch here, so the node, the standalone CLI and the benchmarks share it.
-Preprocessing (colour order, bicubic resize, ImageNet normalisation) and the bilinear
-resize back to the output size are compiled into the graph for the camera's size, so one
-``infer`` call is one OpenVINO request with u8 in and final depth out.
+Colour order, ImageNet normalisation and the bilinear resize back to the output size are
+compiled into the graph for the camera's size. The one step left on the host is the
+bicubic resize to the network size, done by OpenCV in float into a reused buffer: on the
+2-core AVX-512 machine OpenVINO's cubic Interpolate took 11.4 ms of a 245 ms request at
+480x640 -> 518x686, OpenCV 1 ms, which brought our whole request from 0.94x to 1.00x the
+speed of a bare `ovc` IR's network call (benchmarks/README.md). A camera already at the
+network size feeds its u8 pixels to the graph directly.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
-from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
+from openvino.preprocess import ColorFormat, PrePostProcessor
 
 from . import precision_choice
 from .metadata import RT_INFO_SECTION, MetadataError, ModelMetadata
@@ -136,6 +141,8 @@ class DepthEngine:
             self.core.set_property({"CACHE_DIR": cache})
         self._compiled: dict[tuple, ov.CompiledModel] = {}
         self._requests: dict[tuple, ov.InferRequest] = {}
+        # Host buffers of the float resize per camera size: /255 image, network input.
+        self._buffers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def network_size(self) -> tuple[int, int]:
@@ -163,27 +170,50 @@ class DepthEngine:
             props["INFERENCE_NUM_THREADS"] = str(cfg.num_threads)
         return props
 
+    def resizes_on_host(self, height: int, width: int) -> bool:
+        """Whether a camera of this size is resized to the network size before the graph
+        (then the graph's input is that float image, not the camera's u8 one)."""
+        return (height, width) != self.network_size
+
     def build_graph(self, height: int, width: int, order: str,
                     output_size: tuple[int, int]) -> ov.Model:
-        """The IR with u8 HxWx3 input, in-graph preprocessing and resized output."""
+        """The IR with the camera's NHWC image as input (u8, or float /255 at network
+        size when resized on the host), normalisation in the graph, resized output."""
         meta = self.metadata
         model = self._model.clone()
         ppp = PrePostProcessor(model)
         step = ppp.input()
-        step.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
-            .set_shape([1, height, width, 3]) \
-            .set_color_format(ColorFormat.BGR if order == "bgr" else ColorFormat.RGB)
+        colour = ColorFormat.BGR if order == "bgr" else ColorFormat.RGB
+        if self.resizes_on_host(height, width):
+            step.tensor().set_element_type(ov.Type.f32).set_layout(ov.Layout("NHWC")) \
+                .set_shape([1, meta.input_height, meta.input_width, 3]).set_color_format(colour)
+            unit = 1.0
+        else:
+            step.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
+                .set_shape([1, height, width, 3]).set_color_format(colour)
+            unit = 255.0
         step.model().set_layout(ov.Layout("NCHW"))
-        steps = step.preprocess().convert_element_type(ov.Type.f32) \
-            .convert_color(ColorFormat.RGB)
-        # Resize in float after /255 as upstream does, so bicubic overshoot is kept. A
-        # camera already at the network size skips it: the same-size cubic resize is not
-        # optimised away and cost ~8 ms of 163 ms at 518x518 (benchmarks, 2-core AMD).
-        if (height, width) != (meta.input_height, meta.input_width):
-            steps.resize(ResizeAlgorithm.RESIZE_CUBIC, meta.input_height, meta.input_width)
-        steps.mean([255.0 * m for m in meta.mean]).scale([255.0 * s for s in meta.std])
-        model = ppp.build()
-        return self._resize_output(model, output_size)
+        step.preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB) \
+            .mean([unit * m for m in meta.mean]).scale([unit * s for s in meta.std])
+        return self._resize_output(ppp.build(), output_size)
+
+    def network_input(self, pixels: np.ndarray) -> np.ndarray:
+        """What the compiled graph for this camera size takes: the u8 image itself, or
+        it /255 and bicubic-resized in float as upstream does (so the overshoot past
+        [0, 1] is kept), written into buffers reused frame after frame."""
+        height, width = pixels.shape[:2]
+        if not self.resizes_on_host(height, width):
+            return np.ascontiguousarray(pixels)[None]
+        buffers = self._buffers.get((height, width))
+        if buffers is None:
+            buffers = (np.empty((height, width, 3), np.float32),
+                       np.empty((*self.network_size, 3), np.float32))
+            self._buffers[(height, width)] = buffers
+        scaled, resized = buffers
+        np.multiply(pixels, np.float32(1.0 / 255.0), out=scaled)
+        cv2.resize(scaled, self.network_size[::-1], dst=resized,
+                   interpolation=cv2.INTER_CUBIC)
+        return resized[None]
 
     @staticmethod
     def _resize_output(model: ov.Model, size: tuple[int, int]) -> ov.Model:
@@ -209,6 +239,8 @@ class DepthEngine:
                 stale = next(iter(self._compiled))
                 del self._compiled[stale]
                 self._requests.pop(stale, None)
+                if not any(key[:2] == stale[:2] for key in self._compiled):
+                    self._buffers.pop(stale[:2], None)
             graph = self.build_graph(height, width, order, key[3])
             try:
                 self._compiled[key] = self.core.compile_model(graph, self.device_name,
@@ -241,5 +273,5 @@ class DepthEngine:
             raise ValueError(f"expected (H,W,3) uint8, got {pixels.shape} {pixels.dtype}")
         height, width = pixels.shape[:2]
         request = self.request(height, width, order, output_size)
-        request.infer({0: np.ascontiguousarray(pixels)[None]})
+        request.infer({0: self.network_input(pixels)}, share_inputs=True)
         return request.get_output_tensor(0).data.copy()

@@ -25,6 +25,7 @@ the process with exit code 1 and one line saying what to fix.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -45,6 +46,7 @@ from std_msgs.msg import Header
 from depth_anything_ros.camera_info_ring import CameraInfoRing, calibration_fits
 from depth_anything_ros.cloud_msg import CloudBuilder
 from depth_anything_ros.colorize import Colorizer
+from depth_anything_ros.dds_profile import apply_default_profile
 from depth_anything_ros.diagnostics import (KeyedRateLimit, ProcessingStats, diagnostic_array,
                                             status_from_snapshot)
 from depth_anything_ros.engine import DepthEngine, EngineConfig, ModelLoadError
@@ -490,6 +492,7 @@ def main(args: Optional[list[str]] = None) -> int:
     # also print a line for every one of them (PNG header errors at ERROR level), which
     # would defeat the rate limit.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    dds_note = apply_default_profile(os.environ)
     try:
         rclpy.init(args=args)
     except _rclpy.UnknownROSArgsError as exc:
@@ -504,6 +507,8 @@ def main(args: Optional[list[str]] = None) -> int:
             node = DepthNode()
         except (ParameterError, ModelLoadError) as exc:
             return _fatal(str(exc))
+        if dds_note is not None:
+            node.get_logger().info(dds_note)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

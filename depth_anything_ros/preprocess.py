@@ -1,7 +1,7 @@
-"""Upstream preprocessing in numpy + OpenCV: the reference the in-graph version is held to.
+"""Upstream preprocessing in numpy + OpenCV: the reference the engine's version is held to.
 
 Used for INT8 calibration and export verification (the network sees exactly what upstream
-``image2tensor`` gives it) and in tests; the node itself runs the in-graph equivalent.
+``image2tensor`` gives it) and in tests; the engine runs the same steps, most in the graph.
 """
 
 from __future__ import annotations

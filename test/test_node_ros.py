@@ -9,6 +9,7 @@ colours, diagnostics, relative-model behaviour, runtime parameters and clean exi
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -195,6 +196,15 @@ def _alive(proc: NodeProcess) -> None:
 # --- metric model -----------------------------------------------------------------------
 
 METRIC_TOPICS = [f"{METRIC_NS}/depth/{t}" for t in ("image", "camera_info", "colorized", "points")]
+
+
+def test_node_uses_its_dds_profile_and_default_peers_still_receive(metric_node, client):
+    """The node sends through its own 32 MiB shared-memory segment (dds_profile.py); this
+    test process keeps Fast DDS's defaults, as a user's rviz2 or Nav2 would."""
+    camera = Camera(client, METRIC_NS)
+    wait_for_outputs(client, camera, METRIC_TOPICS)
+    assert "Fast DDS: using" in metric_node.output()
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ
 
 
 def test_metric_outputs_share_the_input_header_and_have_the_right_formats(metric_node, client):
