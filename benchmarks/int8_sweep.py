@@ -23,7 +23,7 @@ from benchmarks.timing import SPIN_PAUSE_S, measure_interleaved
 from depth_anything_ros.engine import DepthEngine, EngineConfig
 from depth_anything_ros.model.export import (DPT_HEAD_PATTERN, ExportRequest, Int8Settings,
                                              convert_to_ir, metadata_for)
-from depth_anything_ros.sizing import network_size, parse_hw
+from depth_anything_ros.sizing import DEFAULT_SIDE, network_size, parse_hw
 
 ATTENTION = r".*/attn/MatMul(_1)?$"   # Q.K^T and attention.V inside each block
 
@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.int8_sweep", description=__doc__)
     parser.add_argument("--encoder", choices=("vits", "vitb", "vitl"), default="vits")
     parser.add_argument("--image-size", type=parse_hw, default=(480, 640), metavar="HxW")
+    parser.add_argument("--side", type=int, default=DEFAULT_SIDE,
+                        help="network short side (upstream rule, as python -m benchmarks)")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="an official .pth instead of the synthetic one")
     parser.add_argument("--runs", type=int, default=12)
     parser.add_argument("--held-out", type=int, default=4)
     parser.add_argument("--only", type=int, nargs="*", help="variant indices (default all)")
@@ -74,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     camera_size = args.image_size
-    size = network_size(*camera_size)
-    builder = ModelBuilder(args.cache, args.encoder, None, 32,
+    size = network_size(*camera_size, side=args.side)
+    builder = ModelBuilder(args.cache, args.encoder, args.checkpoint, 32,
                            lambda text: print(text, file=sys.stderr, flush=True))
     models = builder.models(size, ("fp32", "fp16"))
     variants = [VARIANTS[i] for i in args.only] if args.only else list(VARIANTS)

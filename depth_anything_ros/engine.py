@@ -13,6 +13,7 @@ network size feeds its u8 pixels to the graph directly.
 from __future__ import annotations
 
 import os
+import threading
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,9 +141,12 @@ class DepthEngine:
             os.makedirs(cache, exist_ok=True)
             self.core.set_property({"CACHE_DIR": cache})
         self._compiled: dict[tuple, ov.CompiledModel] = {}
+        # Keyed by graph key + lane: each thread that infers concurrently uses its own
+        # lane, i.e. its own request and host buffers.
         self._requests: dict[tuple, ov.InferRequest] = {}
-        # Host buffers of the float resize per camera size: /255 image, network input.
-        self._buffers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        # Host buffers of the float resize per (camera size, lane): /255 image, network input.
+        self._buffers: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()  # compiling and creating requests, not inferring
 
     @property
     def network_size(self) -> tuple[int, int]:
@@ -197,18 +201,18 @@ class DepthEngine:
             .mean([unit * m for m in meta.mean]).scale([unit * s for s in meta.std])
         return self._resize_output(ppp.build(), output_size)
 
-    def network_input(self, pixels: np.ndarray) -> np.ndarray:
+    def network_input(self, pixels: np.ndarray, lane: int = 0) -> np.ndarray:
         """What the compiled graph for this camera size takes: the u8 image itself, or
         it /255 and bicubic-resized in float as upstream does (so the overshoot past
-        [0, 1] is kept), written into buffers reused frame after frame."""
+        [0, 1] is kept), written into buffers the lane reuses frame after frame."""
         height, width = pixels.shape[:2]
         if not self.resizes_on_host(height, width):
             return np.ascontiguousarray(pixels)[None]
-        buffers = self._buffers.get((height, width))
+        buffers = self._buffers.get((height, width, lane))
         if buffers is None:
             buffers = (np.empty((height, width, 3), np.float32),
                        np.empty((*self.network_size, 3), np.float32))
-            self._buffers[(height, width)] = buffers
+            self._buffers[(height, width, lane)] = buffers
         scaled, resized = buffers
         np.multiply(pixels, np.float32(1.0 / 255.0), out=scaled)
         cv2.resize(scaled, self.network_size[::-1], dst=resized,
@@ -234,44 +238,55 @@ class DepthEngine:
         if order not in ("bgr", "rgb"):
             raise ValueError(f"order must be 'bgr' or 'rgb', got {order!r}")
         key = _graph_key(height, width, order, output_size)
-        if key not in self._compiled:
-            while len(self._compiled) >= MAX_COMPILED:  # oldest first (insertion order)
-                stale = next(iter(self._compiled))
-                del self._compiled[stale]
-                self._requests.pop(stale, None)
-                if not any(key[:2] == stale[:2] for key in self._compiled):
-                    self._buffers.pop(stale[:2], None)
-            graph = self.build_graph(height, width, order, key[3])
-            try:
-                self._compiled[key] = self.core.compile_model(graph, self.device_name,
-                                                              self.compile_properties())
-            except RuntimeError as exc:
-                raise ModelLoadError(f"cannot compile {self.model_path.name} on "
-                                     f"{self.device_name}: {openvino_reason(exc)}") from exc
-        return self._compiled[key]
+        with self._lock:
+            if key not in self._compiled:
+                self._evict_to(MAX_COMPILED - 1)
+                graph = self.build_graph(height, width, order, key[3])
+                try:
+                    self._compiled[key] = self.core.compile_model(graph, self.device_name,
+                                                                  self.compile_properties())
+                except RuntimeError as exc:
+                    raise ModelLoadError(f"cannot compile {self.model_path.name} on "
+                                         f"{self.device_name}: {openvino_reason(exc)}") from exc
+            return self._compiled[key]
+
+    def _evict_to(self, count: int) -> None:
+        """Drop the oldest compiled graphs (insertion order) with their requests, and the
+        host buffers of camera sizes no graph uses any more."""
+        while len(self._compiled) > count:
+            stale = next(iter(self._compiled))
+            del self._compiled[stale]
+            for key in [k for k in self._requests if k[:4] == stale]:
+                del self._requests[key]
+            sizes = {key[:2] for key in self._compiled}
+            for key in [k for k in self._buffers if k[:2] not in sizes]:
+                del self._buffers[key]
 
     def warmup(self, height: int, width: int, order: str = "bgr",
                output_size: tuple[int, int] | None = None) -> None:
         self.infer(np.zeros((height, width, 3), np.uint8), order, output_size)
 
     def request(self, height: int, width: int, order: str = "bgr",
-                output_size: tuple[int, int] | None = None) -> ov.InferRequest:
-        key = _graph_key(height, width, order, output_size)
-        if key not in self._requests:
-            self._requests[key] = self.compiled(height, width, order, output_size) \
-                .create_infer_request()
-        return self._requests[key]
+                output_size: tuple[int, int] | None = None, lane: int = 0) -> ov.InferRequest:
+        key = (*_graph_key(height, width, order, output_size), lane)
+        compiled = self.compiled(height, width, order, output_size)
+        with self._lock:
+            if key not in self._requests:
+                self._requests[key] = compiled.create_infer_request()
+            return self._requests[key]
 
     def infer(self, pixels: np.ndarray, order: str = "bgr",
-              output_size: tuple[int, int] | None = None) -> np.ndarray:
+              output_size: tuple[int, int] | None = None, lane: int = 0) -> np.ndarray:
         """(H,W,3) uint8 -> float32 depth of ``output_size`` (default: the image size).
 
         Metres for metric models, relative inverse depth for relative ones. The returned
-        array is owned by the caller (copied out of the request's buffer).
+        array is owned by the caller (copied out of the request's buffer). Threads may
+        infer at the same time if each passes its own ``lane``; with the THROUGHPUT hint
+        the device then runs them in parallel streams.
         """
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
             raise ValueError(f"expected (H,W,3) uint8, got {pixels.shape} {pixels.dtype}")
         height, width = pixels.shape[:2]
-        request = self.request(height, width, order, output_size)
-        request.infer({0: self.network_input(pixels)}, share_inputs=True)
+        request = self.request(height, width, order, output_size, lane)
+        request.infer({0: self.network_input(pixels, lane)}, share_inputs=True)
         return request.get_output_tensor(0).data.copy()

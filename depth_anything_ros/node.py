@@ -102,6 +102,7 @@ def _has_stamp(header: Header) -> bool:
 class _Frame(NamedTuple):
     header: Header
     image: Union[DecodedImage, CompressedImage]  # compressed data is decoded by the worker
+    sequence: int  # arrival order; stamps may restart (rosbag loop), this never does
 
 
 class _Wanted(NamedTuple):
@@ -114,7 +115,8 @@ class _Wanted(NamedTuple):
 
 
 class _Inferred(NamedTuple):
-    """What the inference thread hands to the publisher thread."""
+    """What an inference thread hands to the publisher thread."""
+    sequence: int
     header: Header
     image: DecodedImage
     raw: np.ndarray           # network output at output size (metres or inverse depth)
@@ -131,6 +133,8 @@ class DepthNode(Node):
         self._slot: FrameSlot[_Frame] = FrameSlot()
         self._inferred: FrameSlot[_Inferred] = FrameSlot()
         self._threads: list[threading.Thread] = []
+        self._arrivals = 0            # executor thread only
+        self._last_published = -1     # publisher thread only
         # Set by the worker when the model cannot run at all; ``main`` exits 1 with it.
         self.fatal_error: Optional[str] = None
         try:
@@ -197,9 +201,10 @@ class DepthNode(Node):
                 "relative model: outputs are inverse depth, not metres; publishing "
                 f"{TOPIC_RELATIVE} and {TOPIC_COLORIZED}. Set relative_scale > 0 to also publish "
                 f"{TOPIC_DEPTH} and {TOPIC_POINTS}.")
-        for target, name in ((self._run_inference, "depth_inference"),
-                             (self._run_publisher, "depth_publish")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
+        workers = [(self._run_inference, f"depth_inference_{lane}", (lane,))
+                   for lane in range(p.inference_workers)]
+        for target, name, args in workers + [(self._run_publisher, "depth_publish", ())]:
+            thread = threading.Thread(target=target, name=name, args=args, daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -214,7 +219,7 @@ class DepthNode(Node):
         except ImageDecodeError as exc:
             self._reject(exc.kind, f"ignoring image: {exc}")
             return
-        self._offer(_Frame(msg.header, image))
+        self._offer(_Frame(msg.header, image, 0))
 
     def _slot_compressed(self, msg: CompressedImage) -> None:
         """Compressed images are decoded by the worker, that being real work; what the
@@ -225,7 +230,7 @@ class DepthNode(Node):
         except ImageDecodeError as exc:
             self._reject(exc.kind, f"ignoring image: {exc}")
             return
-        self._offer(_Frame(msg.header, msg))
+        self._offer(_Frame(msg.header, msg, 0))
 
     def _offer(self, frame: _Frame) -> None:
         """Hand a well-formed frame to the worker unless its stamp goes backwards."""
@@ -242,7 +247,8 @@ class DepthNode(Node):
                     f"image stamps jumped back by {back_s:.3f} s; taking it as the source "
                     f"restarting (rosbag loop, simulator reset): more than {RESTART_AFTER_S} s "
                     f"or {RESTART_AFTER_FRAMES} older frames in a row")
-        if self._slot.put(frame):
+        self._arrivals += 1
+        if self._slot.put(frame._replace(sequence=self._arrivals)):
             self._stats.frame_dropped()
 
     def _reject(self, kind: str, text: str) -> None:
@@ -279,13 +285,13 @@ class DepthNode(Node):
 
     # --- inference thread ------------------------------------------------------------
 
-    def _run_inference(self) -> None:
+    def _run_inference(self, lane: int) -> None:
         while True:
             frame = self._slot.take()
             if frame is None:
                 return
             try:
-                inferred = self._infer(frame, self._params.current)
+                inferred = self._infer(frame, self._params.current, lane)
             except ModelLoadError as exc:
                 if not self._compiled_once:
                     self._stop_fatally(str(exc))
@@ -337,7 +343,7 @@ class DepthNode(Node):
             relative=(self._pub_relative is not None
                       and self._pub_relative.get_subscription_count() > 0))
 
-    def _infer(self, frame: _Frame, p: NodeParams) -> Optional[_Inferred]:
+    def _infer(self, frame: _Frame, p: NodeParams, lane: int) -> Optional[_Inferred]:
         """Decode and run the network; None when the frame needs no output."""
         wanted = self._wanted(p)
         if not (wanted.depth or wanted.points or wanted.colorized or wanted.relative):
@@ -355,14 +361,31 @@ class DepthNode(Node):
         else:
             output_size = image.pixels.shape[:2]
         started = time.perf_counter()
-        raw = self._engine.infer(image.pixels, order=image.order, output_size=output_size)
+        raw = self._engine.infer(image.pixels, image.order, output_size, lane)
         inference_s = time.perf_counter() - started
-        self._compiled_once = True
-        return _Inferred(frame.header, image, raw, inference_s, p, wanted)
+        if not self._compiled_once:
+            self._compiled_once = True
+            self._log_compiled(image, output_size)
+        return _Inferred(frame.sequence, frame.header, image, raw, inference_s, p, wanted)
+
+    def _log_compiled(self, image: DecodedImage, output_size: tuple[int, int]) -> None:
+        compiled = self._engine.compiled(*image.pixels.shape[:2], image.order, output_size)
+        precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        streams = compiled.get_property("NUM_STREAMS")
+        self.get_logger().info(
+            f"compiled for {image.pixels.shape[1]}x{image.pixels.shape[0]} images: computing "
+            f"in {precision}, {streams} stream(s), {self._params.current.inference_workers} "
+            "inference worker(s)", once=True)
 
     # --- publisher thread ------------------------------------------------------------
 
     def _publish(self, inferred: _Inferred) -> None:
+        if inferred.sequence < self._last_published:
+            # Several workers: a newer frame finished first. Publishing this one now
+            # would send the outputs back in time.
+            self._stats.frame_dropped()
+            return
+        self._last_published = inferred.sequence
         header, image, raw, p, wanted = (inferred.header, inferred.image, inferred.raw,
                                          inferred.params, inferred.wanted)
         height, width = image.pixels.shape[:2]

@@ -79,6 +79,12 @@ class NodeParams:
     num_threads: int = _param(
         0, "OpenVINO INFERENCE_NUM_THREADS; 0 leaves it to the device plugin.",
         read_only=True, value_range=(0, 1024))
+    inference_workers: int = _param(
+        1, "Frames inferred at the same time, each taking the newest frame when it is free. "
+        "1: lowest latency. With performance_hint THROUGHPUT, set it to the number of streams "
+        "(NUM_STREAMS, or the log line at the first frame) for more frames per second at a "
+        "higher latency; an output finished after a newer frame's is dropped, never "
+        "published out of order.", read_only=True, value_range=(1, 16))
     allow_cpu_fallback: bool = _param(
         False, "Run on CPU when the requested device is absent instead of failing.",
         read_only=True)

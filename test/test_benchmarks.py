@@ -44,3 +44,23 @@ def test_quick_model_benchmark_writes_positive_timings(tmp_path: Path, synthetic
     assert reference["execution"] == "f32" and reference["median_rel_error"] < 1e-6
     assert "### Model only" in (out / "results.md").read_text()
     assert (out / "results.png").stat().st_size > 10_000
+
+
+def test_int8_sweep_prints_a_row_per_variant(tmp_path: Path, synthetic_checkpoint):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.int8_sweep", "--image-size", "112x140",
+         "--side", "112", "--checkpoint", str(synthetic_checkpoint), "--only", "0", "5",
+         "--runs", "2", "--held-out", "1", "--cache", str(tmp_path / "cache")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in run.stdout.splitlines()
+            if line.startswith("| ") and "ms" not in line]
+    names = [row[0].strip() for row in rows]
+    assert names == ["our FP16 IR (device default precision)",
+                     "NNCF defaults (transformer, mixed, SmoothQuant 0.95)",
+                     "DPT head in float"], run.stdout
+    for row in rows[1:]:
+        median_ms, speedup, error = (float(row[i].strip(" %")) for i in (1, 2, 3))
+        assert median_ms > 0 and speedup > 0 and 0 <= error < 20

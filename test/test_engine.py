@@ -156,4 +156,31 @@ def test_compiled_graphs_are_bounded(small_metric_ir):
     for height, width in sizes:
         assert engine.infer(np.zeros((height, width, 3), np.uint8)).shape == (height, width)
     assert len(engine._compiled) == MAX_COMPILED and len(engine._requests) <= MAX_COMPILED
+    assert len(engine._buffers) <= MAX_COMPILED
     assert (sizes[0][0], sizes[0][1], "bgr", sizes[0]) not in engine._compiled
+
+
+def test_lanes_infer_concurrently_with_the_results_of_one_lane(small_metric_ir, golden):
+    """Two threads on their own lanes (own request and host buffers) give each image the
+    depth a single lane gives it, though they run at the same time."""
+    import threading
+
+    engine = _engine(small_metric_ir, performance_hint="THROUGHPUT")
+    images = [np.ascontiguousarray(golden["input_bgr"][::4, ::4]),
+              np.ascontiguousarray(golden["input_bgr"][1::4, 1::4])]
+    expected = [engine.infer(image) for image in images]
+    results: dict[int, list[np.ndarray]] = {0: [], 1: []}
+
+    def run(lane: int) -> None:
+        for _ in range(5):
+            results[lane].append(engine.infer(images[lane], lane=lane))
+
+    threads = [threading.Thread(target=run, args=(lane,)) for lane in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for lane in (0, 1):
+        assert len(results[lane]) == 5
+        for depth in results[lane]:
+            np.testing.assert_array_equal(depth, expected[lane])

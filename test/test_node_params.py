@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Parameters whose change needs a new engine, subscription or timer.
 READ_ONLY = {"model_path", "device", "performance_hint", "inference_precision", "cache_dir",
-             "num_streams", "num_threads", "allow_cpu_fallback", "input_transport", "input_qos",
-             "input_queue_depth", "output_qos", "diagnostics_period"}
+             "num_streams", "num_threads", "inference_workers", "allow_cpu_fallback",
+             "input_transport", "input_qos", "input_queue_depth", "output_qos",
+             "diagnostics_period"}
 
 
 @pytest.fixture
@@ -237,8 +238,8 @@ def test_depth_node_validates_runtime_changes(context, small_metric_ir):
 def test_fields_table_covers_the_parameters_named_in_the_docs():
     assert set(FIELDS) == {
         "model_path", "device", "performance_hint", "inference_precision", "cache_dir",
-        "num_streams", "num_threads", "allow_cpu_fallback", "input_transport", "input_qos",
-        "input_queue_depth", "output_qos", "output_resolution", "colormap", "colorize_min_depth",
+        "num_streams", "num_threads", "inference_workers", "allow_cpu_fallback",
+        "input_transport", "input_qos", "input_queue_depth", "output_qos", "output_resolution", "colormap", "colorize_min_depth",
         "colorize_max_depth", "cloud_stride", "cloud_min_range", "cloud_max_range",
         "cloud_color", "relative_scale", "relative_shift", "fallback_hfov_deg", "max_pixels",
         "diagnostics_period"}

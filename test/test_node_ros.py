@@ -439,3 +439,36 @@ def test_start_up_errors_exit_1_with_one_clear_line(workspace, tmp_path_factory,
     assert "Traceback" not in output
     errors = [line for line in output.splitlines() if "error:" in line]
     assert len(errors) == 1 and words in errors[0], output
+
+
+# --- several inference workers ----------------------------------------------------------
+
+def test_two_inference_workers_publish_in_order_and_account_for_every_frame(
+        workspace, tmp_path_factory, small_metric_ir, client):
+    namespace = "/workers"
+    topic = f"{namespace}/depth/image"
+    client.record(Image, topic, depth=100)
+    proc = _start(workspace, tmp_path_factory, "workers_node", [
+        "-r", f"__ns:={namespace}", "-p", f"model_path:={small_metric_ir}",
+        "-p", "performance_hint:=THROUGHPUT", "-p", "inference_workers:=2"])
+    try:
+        camera = Camera(client, namespace)
+        wait_for_outputs(client, camera, [topic])
+        # Frames every 10 ms keep both workers busy, so they finish out of turn at times.
+        first = len(camera.sent)
+        assert client.spin_until(lambda: len(camera.sent) - first >= 150, TIMEOUT_S,
+                                 tick=camera.publish, period_s=0.01)
+        client.spin_until(lambda: False, 2.0)  # let the last outputs and a report arrive
+        arrived = list(client.received[topic])
+        assert arrived == sorted(arrived), "outputs went back in time"
+        assert len(arrived) >= 10
+        assert "2 inference worker(s)" in proc.output()
+        values = status_values(latest_status(client, namespace))
+        counted = sum(int(values[key]) for key in (diag.KEY_PUBLISHED, diag.KEY_DROPPED,
+                                                   diag.KEY_SKIPPED, diag.KEY_FAILED))
+        # Up to one frame per worker and one for the publisher may still be in flight.
+        assert 0 <= int(values[diag.KEY_RECEIVED]) - counted <= 3, values
+        assert int(values[diag.KEY_FAILED]) == 0
+        _alive(proc)
+    finally:
+        proc.stop(signal.SIGKILL, 5.0)
