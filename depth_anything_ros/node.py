@@ -187,6 +187,10 @@ class DepthNode(Node):
 
         meta = self._engine.metadata
         net_h, net_w = self._engine.network_size
+        if self._params.unknown:
+            self.get_logger().warning(
+                f"ignoring unknown parameter(s) {', '.join(self._params.unknown)}: this node "
+                "has no such parameter (see config/depth.yaml for the names)")
         if self._engine.device_name != p.device:
             self.get_logger().warning(
                 f"device '{p.device}' is not available (OpenVINO sees "

@@ -14,6 +14,7 @@ Restart the node to change them. Everything that is read per frame may change li
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -223,6 +224,22 @@ def _type_name(value: Any) -> str:
             "a floating-point number (write 10.0, not 10)", str: "a string"}[type(value)]
 
 
+def unknown_overrides(node: Node) -> list[str]:
+    """Values given for parameters this node does not have, e.g. a misspelt YAML key.
+
+    rclpy drops them without a word; a robot then runs with a default the user believes
+    they changed. (``_parameter_overrides`` is the only place rclpy keeps them.)
+    """
+    given = getattr(node, "_parameter_overrides", {})
+    lines = []
+    for name in sorted(given):
+        if node.has_parameter(name) or name.startswith("qos_overrides."):
+            continue
+        close = difflib.get_close_matches(name, FIELDS, n=1)
+        lines.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    return lines
+
+
 class ParameterStore:
     """Declares the node's parameters and keeps a validated snapshot of their values.
 
@@ -256,6 +273,7 @@ class ParameterStore:
         if found:
             raise found[0]
         self.current = params
+        self.unknown = unknown_overrides(node)
         node.add_on_set_parameters_callback(self._validate)
         node.add_post_set_parameters_callback(self._apply)
 

@@ -255,3 +255,17 @@ def test_readme_parameter_table_matches_the_declarations():
     for name, field in FIELDS.items():
         assert name in rows, f"README lacks a row for {name}"
         assert field.metadata["description"] in rows[name], f"README row of {name} is stale"
+
+
+def test_unknown_parameters_are_reported_with_the_likely_intended_name(context):
+    node, store = make_node(context, colour_map="gray", cloud_strid=2, zzz_unrelated=1)
+    try:
+        assert store.unknown == ["'cloud_strid' (did you mean 'cloud_stride'?)",
+                                 "'colour_map' (did you mean 'colormap'?)", "'zzz_unrelated'"]
+    finally:
+        node.destroy_node()
+    node, store = make_node(context, colormap="gray")
+    try:
+        assert store.unknown == []
+    finally:
+        node.destroy_node()

@@ -224,7 +224,8 @@ def side_by_side(ros_workspace, tmp_path_factory, small_metric_ir):
         "-r", f"__ns:={LEFT}", "-p", f"model_path:={small_metric_ir}",
         "-p", "device:=FPGA", "-p", "allow_cpu_fallback:=true"])
     right = _start(ros_workspace, tmp_path_factory.mktemp("right"), [
-        "-r", f"__ns:={RIGHT}", "-p", f"model_path:={small_metric_ir}"])
+        "-r", f"__ns:={RIGHT}", "-p", f"model_path:={small_metric_ir}",
+        "-p", "colour_map:=gray"])  # misspelt: must be named in the log, not silently dropped
     client = Client(private_domain_id(), "robust_client")
     diagnostics: list[DiagnosticArray] = []
     client.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 50)
@@ -264,6 +265,8 @@ def test_two_instances_in_separate_namespaces_each_answer_only_their_camera(
         np.testing.assert_allclose(depth[ns], expected, rtol=1e-3, atol=1e-3)
     assert np.abs(depth[LEFT] - depth[RIGHT]).max() > 1e-2  # different scenes, no cross-talk
     assert "allow_cpu_fallback" in left.output() and "'FPGA' is not available" in left.output()
+    assert ("ignoring unknown parameter(s) 'colour_map' (did you mean 'colormap'?)"
+            in right.output())
     # Each instance reports under its own name (the default period is 1 s).
     expected_names = {f"{LEFT.strip('/')}/{NODE}: depth estimation",
                       f"{RIGHT.strip('/')}/{NODE}: depth estimation"}
