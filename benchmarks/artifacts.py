@@ -157,7 +157,7 @@ class ModelBuilder:
 
     def _ours(self, folder: Path, onnx_path: Path, size: tuple[int, int],
               precision: str) -> Path:
-        from depth_anything_ros.model.export import ExportRequest, convert_to_ir, metadata_for
+        from depth_anything_ros.model.export import ExportRequest
 
         name = precision if precision != "int8" else f"int8_c{self.calibration_size}"
         xml = folder / name / "model.xml"
@@ -170,11 +170,18 @@ class ModelBuilder:
                      "synthetic scenes (NNCF, about a minute at 518x686 on 2 cores)")
         else:
             self.log(f"converting to our {precision} IR at {size[0]}x{size[1]}")
-        request = ExportRequest(*size, precision=precision, calibration=calibration,
-                                calibration_size=self.calibration_size)
-        with Staged(xml.parent) as tmp:
-            convert_to_ir(onnx_path, metadata_for(self.loaded(), request), request,
-                          tmp / xml.name)
+        return self.convert(xml, onnx_path, ExportRequest(
+            *size, precision=precision, calibration=calibration,
+            calibration_size=self.calibration_size))
+
+    def convert(self, xml: Path, onnx_path: Path, request) -> Path:
+        """``xml`` (an ``ExportRequest``'s IR of ``onnx_path``), converted unless cached."""
+        from depth_anything_ros.model.export import convert_to_ir, metadata_for
+
+        if not xml.is_file():
+            with Staged(xml.parent) as tmp:
+                convert_to_ir(onnx_path, metadata_for(self.loaded(), request), request,
+                              tmp / xml.name)
         return xml
 
     def calibration_images(self, count: int) -> Path:

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.artifacts import DEFAULT_CACHE, HELD_OUT_SEED, ModelBuilder, Staged, scenes
+from benchmarks.artifacts import DEFAULT_CACHE, HELD_OUT_SEED, ModelBuilder, scenes
 from benchmarks.model_latency import relative_errors
 from benchmarks.timing import SPIN_PAUSE_S, measure_interleaved
 from depth_anything_ros.engine import DepthEngine, EngineConfig
-from depth_anything_ros.model.export import (DPT_HEAD_PATTERN, ExportRequest, Int8Settings,
-                                             convert_to_ir, metadata_for)
+from depth_anything_ros.model.export import DPT_HEAD_PATTERN, ExportRequest, Int8Settings
 from depth_anything_ros.sizing import DEFAULT_SIDE, network_size, parse_hw
 
 ATTENTION = r".*/attn/MatMul(_1)?$"   # Q.K^T and attention.V inside each block
@@ -48,19 +47,15 @@ VARIANTS = (
 
 def quantized(builder: ModelBuilder, onnx_path: Path, size: tuple[int, int],
               variant: Variant) -> Path:
-    key = f"{variant.settings.preset}-sq{variant.settings.smooth_quant_alpha}-" \
-          f"{'+'.join(variant.settings.ignored_patterns)}-c{variant.calibration_size}"
+    key = repr((variant.settings, variant.calibration_size)).encode()
     xml = builder.root / f"{size[0]}x{size[1]}" / "int8_sweep" / \
-        hashlib.sha256(key.encode()).hexdigest()[:10] / "model.xml"
+        hashlib.sha256(key).hexdigest()[:10] / "model.xml"
     if not xml.is_file():
         print(f"quantizing: {variant.name}", file=sys.stderr, flush=True)
-        request = ExportRequest(*size, precision="int8",
-                                calibration=(builder.calibration_images(variant.calibration_size),),
-                                calibration_size=variant.calibration_size, int8=variant.settings)
-        with Staged(xml.parent) as tmp:
-            convert_to_ir(onnx_path, metadata_for(builder.loaded(), request), request,
-                          tmp / xml.name)
-    return xml
+    return builder.convert(xml, onnx_path, ExportRequest(
+        *size, precision="int8",
+        calibration=(builder.calibration_images(variant.calibration_size),),
+        calibration_size=variant.calibration_size, int8=variant.settings))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,7 +80,7 @@ REJECT_CAMERA_INFO_SIZE = "camera_info_size_mismatch"   # neither the image's si
 REJECT_STAMP_BACKWARDS = "stamp_backwards"
 REJECTION_KINDS = IMAGE_REJECTIONS + (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
                                       REJECT_STAMP_BACKWARDS)
-# Bound on joining both worker threads at shutdown; an inference call already running
+# Bound on joining all worker threads at shutdown; an inference call already running
 # finishes in the background (daemon threads) rather than holding up Ctrl-C.
 WORKER_JOIN_S = 1.5
 # Enough CameraInfo to pair each of the last few frames with its own calibration.
@@ -223,7 +223,7 @@ class DepthNode(Node):
         except ImageDecodeError as exc:
             self._reject(exc.kind, f"ignoring image: {exc}")
             return
-        self._offer(_Frame(msg.header, image, 0))
+        self._offer(msg.header, image)
 
     def _slot_compressed(self, msg: CompressedImage) -> None:
         """Compressed images are decoded by the worker, that being real work; what the
@@ -234,11 +234,11 @@ class DepthNode(Node):
         except ImageDecodeError as exc:
             self._reject(exc.kind, f"ignoring image: {exc}")
             return
-        self._offer(_Frame(msg.header, msg, 0))
+        self._offer(msg.header, msg)
 
-    def _offer(self, frame: _Frame) -> None:
-        """Hand a well-formed frame to the worker unless its stamp goes backwards."""
-        verdict, back_s = self._stamps.check(frame.header.stamp)
+    def _offer(self, header: Header, image: Union[DecodedImage, CompressedImage]) -> None:
+        """Hand a well-formed frame to the workers unless its stamp goes backwards."""
+        verdict, back_s = self._stamps.check(header.stamp)
         if verdict is StampVerdict.BACKWARDS:
             self._reject(REJECT_STAMP_BACKWARDS,
                          f"skipping image stamped {back_s:.3f} s before the previous one "
@@ -252,7 +252,7 @@ class DepthNode(Node):
                     f"restarting (rosbag loop, simulator reset): more than {RESTART_AFTER_S} s "
                     f"or {RESTART_AFTER_FRAMES} older frames in a row")
         self._arrivals += 1
-        if self._slot.put(frame._replace(sequence=self._arrivals)):
+        if self._slot.put(_Frame(header, image, self._arrivals)):
             self._stats.frame_dropped()
 
     def _reject(self, kind: str, text: str) -> None:
@@ -488,7 +488,7 @@ class DepthNode(Node):
     # --- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop both threads; safe to call twice."""
+        """Stop the inference and publisher threads; safe to call twice."""
         self._slot.close()
         self._inferred.close()
         deadline = time.monotonic() + WORKER_JOIN_S

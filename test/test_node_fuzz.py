@@ -280,6 +280,18 @@ class Target:
                           f"{timeout_s} s; outputs {[len(v) for v in self.outputs.values()]}")
 
 
+def send_calibrations(target: Target, gen: Generator, width: int, height: int,
+                      stamp: int) -> tuple[tuple[float, ...], bool]:
+    """The frame's CameraInfo, first in its batch so it is taken before its image, then
+    a few invalid ones; returns the valid one's K and whether its size mismatches."""
+    info, k, mismatch = gen.camera_info(width, height)
+    target.send_info(info, stamp)
+    for _ in range(gen.rng.randrange(0, INFOS_PER_BATCH)):
+        target.send_info(gen.invalid_camera_info(), target.tick())
+        target.reject(REJECT_CAMERA_INFO_INVALID)
+    return k, mismatch
+
+
 def run_raw(target: Target, gen: Generator, frames: int) -> None:
     rng = gen.rng
     restarts_at = set(rng.sample(range(10, frames), 3))
@@ -293,11 +305,7 @@ def run_raw(target: Target, gen: Generator, frames: int) -> None:
             stamp = 0
         else:
             stamp = target.clock_ns + BATCH_SPAN_NS
-        info, k, mismatch = gen.camera_info(width, height)
-        target.send_info(info, stamp)   # first in the batch: taken before its image
-        for _ in range(rng.randrange(0, INFOS_PER_BATCH)):
-            target.send_info(gen.invalid_camera_info(), target.tick())
-            target.reject(REJECT_CAMERA_INFO_INVALID)
+        k, mismatch = send_calibrations(target, gen, width, height, stamp)
         backwards_slot = rng.randrange(0, IMAGES_PER_BATCH) if rng.random() < 0.6 else -1
         for slot in range(rng.randrange(3, IMAGES_PER_BATCH)):
             if slot == backwards_slot and target.reference_ns:
@@ -320,11 +328,7 @@ def run_compressed(target: Target, gen: Generator, frames: int) -> None:
     rng = gen.rng
     for index in range(frames):
         stamp = target.clock_ns + BATCH_SPAN_NS
-        info, k, mismatch = gen.camera_info(80, 60)
-        target.send_info(info, stamp)
-        for _ in range(rng.randrange(0, INFOS_PER_BATCH)):
-            target.send_info(gen.invalid_camera_info(), target.tick())
-            target.reject(REJECT_CAMERA_INFO_INVALID)
+        k, mismatch = send_calibrations(target, gen, 80, 60, stamp)
         backwards_slot = rng.randrange(0, IMAGES_PER_BATCH) if rng.random() < 0.5 else -1
         for slot in range(rng.randrange(2, IMAGES_PER_BATCH)):
             if slot == backwards_slot and target.reference_ns:
