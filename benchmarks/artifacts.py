@@ -1,7 +1,7 @@
 """The models every section measures, exported once into a cache outside the repository.
 
 No real weights exist on the machines this runs on, so by default a synthetic checkpoint
-with the real architecture is generated (../shared/reference/make_checkpoint.py): the
+with the real architecture is generated (test/reference/synthetic_checkpoint.py): the
 timings are those of the real network, only the depth values are meaningless. All IRs are
 metric (indoor head, 20 m) because the node publishes depth and clouds only for metric
 models; the head's sigmoid costs nothing measurable. Cache entries are keyed by a hash of
@@ -11,16 +11,16 @@ versions, so a change to any of them never reuses a stale IR.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import hashlib
 import importlib.util
 import os
+from pathlib import Path
 import shutil
 import tempfile
-import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Callable
+import warnings
 
 import numpy as np
 
@@ -33,15 +33,23 @@ HELD_OUT_SEED = 10_000
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
-def reference_dir() -> Path:
-    return Path(os.environ.get("DEPTH_ANYTHING_REFERENCE",
-                               REPO.parent / "shared" / "reference"))
+GENERATOR = REPO / "test" / "reference" / "synthetic_checkpoint.py"
+
+
+def keys_file() -> Path:
+    """Return the official key layout the synthetic checkpoint follows.
+
+    The one shipped in test/reference, unless $DEPTH_ANYTHING_REFERENCE names another folder
+    holding it.
+    """
+    return Path(os.environ.get("DEPTH_ANYTHING_REFERENCE", GENERATOR.parent)) \
+        / "official_keys.json"
 
 
 def _load_module(path: Path, name: str) -> ModuleType:
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found (set DEPTH_ANYTHING_REFERENCE to the "
-                                "folder holding make_checkpoint.py, or pass --checkpoint)")
+        raise FileNotFoundError(f"{path} not found (it ships with the repository: restore "
+                                "it, or pass --checkpoint)")
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
@@ -55,15 +63,18 @@ def scenes(count: int, height: int, width: int, first_seed: int = 0) -> list[np.
 
 
 def _fingerprint(*parts: str) -> str:
-    """Export code, calibration scenes and library versions: what decides the bytes of
-    an exported IR."""
+    """Export code, calibration scenes and library versions.
+
+    Those are what decide the bytes of an exported IR.
+    """
     import nncf
     import openvino
     import torch
 
     digest = hashlib.sha256()
-    sources = sorted((REPO / "depth_anything_ros" / "model").glob("*.py"))
-    sources += [REPO / "depth_anything_ros" / name for name in ("metadata.py", "preprocess.py")]
+    sources = sorted((REPO / "depth_anything_ros" / "export").glob("*.py"))
+    sources += [REPO / "depth_anything_ros" / "inference" / name
+                for name in ("metadata.py", "preprocess.py")]
     sources.append(REPO / "test" / "scenes.py")  # the INT8 calibration images
     for path in sources:
         digest.update(path.read_bytes())
@@ -83,8 +94,11 @@ class ModelFiles:
 
 
 class ModelBuilder:
-    """Exports on demand, each artefact written to a temporary name and renamed into
-    place, so an interrupted run never leaves a half-written model in the cache."""
+    """Exports on demand.
+
+    Each artefact is written to a temporary name and renamed into place, so an interrupted
+    run never leaves a half-written model in the cache.
+    """
 
     def __init__(self, cache: Path, encoder: str, checkpoint: Path | None,
                  calibration_size: int, log: Callable[[str], None] = print) -> None:
@@ -97,9 +111,11 @@ class ModelBuilder:
             stat = checkpoint.stat()
             source = f"{checkpoint.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
         else:
-            generator = reference_dir() / "make_checkpoint.py"
-            source = hashlib.sha256(generator.read_bytes()).hexdigest() if generator.is_file() \
-                else "missing generator"
+            # The synthetic weights are decided by the generator and the key layout.
+            digest = hashlib.sha256()
+            for path in (GENERATOR, keys_file()):
+                digest.update(path.read_bytes() if path.is_file() else b"missing")
+            source = digest.hexdigest()
         self.root = cache / f"{encoder}-{_fingerprint(encoder, source)}"
 
     def checkpoint(self) -> Path:
@@ -109,16 +125,22 @@ class ModelBuilder:
                 import torch
 
                 self.log(f"generating the synthetic {self.encoder} checkpoint")
-                module = _load_module(reference_dir() / "make_checkpoint.py", "make_checkpoint")
+                keys = keys_file()
+                if not keys.is_file():
+                    raise FileNotFoundError(
+                        f"{keys} not found (DEPTH_ANYTHING_REFERENCE, when set, must name a "
+                        "folder holding official_keys.json; or pass --checkpoint)")
+                module = _load_module(GENERATOR, "depth_anything_synthetic_checkpoint")
                 with Staged(path) as tmp:
-                    torch.save(module.synthetic_state_dict(self.encoder, SYNTHETIC_SEED), tmp)
+                    torch.save(module.synthetic_state_dict(self.encoder, SYNTHETIC_SEED, keys),
+                               tmp)
             self._checkpoint = path
         return self._checkpoint
 
     def loaded(self):
-        """The PyTorch model (``LoadedModel``), built once per run."""
+        """Return the PyTorch model (``LoadedModel``), built once per run."""
         if self._loaded is None:
-            from depth_anything_ros.model.checkpoint import build_model
+            from depth_anything_ros.export.checkpoint import build_model
 
             self._loaded = build_model(self.encoder, self.checkpoint(), MAX_DEPTH)
         return self._loaded
@@ -135,7 +157,7 @@ class ModelBuilder:
         if not path.is_file():
             import torch
 
-            from depth_anything_ros.model.export import ExportRequest, export_onnx
+            from depth_anything_ros.export.export import ExportRequest, export_onnx
 
             self.log(f"exporting ONNX at {size[0]}x{size[1]}")
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
@@ -157,7 +179,7 @@ class ModelBuilder:
 
     def _ours(self, folder: Path, onnx_path: Path, size: tuple[int, int],
               precision: str) -> Path:
-        from depth_anything_ros.model.export import ExportRequest
+        from depth_anything_ros.export.export import ExportRequest
 
         name = precision if precision != "int8" else f"int8_c{self.calibration_size}"
         xml = folder / name / "model.xml"
@@ -176,7 +198,7 @@ class ModelBuilder:
 
     def convert(self, xml: Path, onnx_path: Path, request) -> Path:
         """``xml`` (an ``ExportRequest``'s IR of ``onnx_path``), converted unless cached."""
-        from depth_anything_ros.model.export import convert_to_ir, metadata_for
+        from depth_anything_ros.export.export import convert_to_ir, metadata_for
 
         if not xml.is_file():
             with Staged(xml.parent) as tmp:
@@ -197,8 +219,10 @@ class ModelBuilder:
 
 
 class Staged:
-    """``with Staged(final) as tmp``: write ``tmp`` (a file or a folder), renamed to
-    ``final`` only when the block succeeds."""
+    """``with Staged(final) as tmp``: write ``tmp`` (a file or a folder).
+
+    It is renamed to ``final`` only when the block succeeds.
+    """
 
     def __init__(self, final: Path) -> None:
         self.final = final

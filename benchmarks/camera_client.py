@@ -1,5 +1,7 @@
-"""The benchmark's side of the ROS graph: a camera that publishes frames and a consumer
-that records when each output arrives, in this process, in its own Context.
+"""The benchmark's side of the ROS graph.
+
+A camera that publishes frames and a consumer that records when each output arrives, in this
+process, in its own Context.
 
 Latency is arrival minus the camera stamp, both from the system clock (the ROS clock is
 the system clock without sim time), so it spans the node process and both DDS hops. The
@@ -9,22 +11,22 @@ Python consumer would see it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import threading
 import time
-from dataclasses import dataclass, field
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
-from depth_anything_ros.diagnostics import KEY_INFERENCE_MEAN, KEY_PUBLISHED, KEY_RECEIVED
-from depth_anything_ros.node import NODE_NAME
-from depth_anything_ros.ros_codec import fill_data
+from depth_anything_ros.ros.codec import fill_data
+from depth_anything_ros.ros.diagnostics import KEY_INFERENCE_MEAN, KEY_PUBLISHED, KEY_RECEIVED
+from depth_anything_ros.ros.node import NODE_NAME
 
 OUTPUTS = {"depth": ("depth/image", Image), "colorized": ("depth/colorized", Image),
            "points": ("depth/points", PointCloud2)}
@@ -33,7 +35,7 @@ FOCAL_AT_640 = 525.0
 
 
 def camera_image(pixels: np.ndarray, header: Header) -> Image:
-    """A bgr8 sensor_msgs/Image as a camera driver would publish it."""
+    """Return a bgr8 sensor_msgs/Image as a camera driver would publish it."""
     height, width = pixels.shape[:2]
     msg = Image(header=header, height=height, width=width, encoding="bgr8",
                 is_bigendian=False, step=width * 3)
@@ -78,10 +80,12 @@ class Arrivals:
 
 
 class CameraClient:
-    """Publishes bgr8 frames + CameraInfo reliably (as most camera drivers do; a
-    best-effort subscriber still gets them best-effort), subscribes to all three outputs
+    """Publishes bgr8 frames + CameraInfo reliably (as most camera drivers do).
+
+    A best-effort subscriber still gets them best-effort. It subscribes to all three outputs
     reliably (as rviz2 and depth_image_proc do) and keeps the node's frame counter from
-    /diagnostics."""
+    /diagnostics.
+    """
 
     def __init__(self, domain_id: int, namespace: str, pixels: np.ndarray) -> None:
         self.context = Context()
@@ -153,8 +157,10 @@ class CameraClient:
         return now
 
     def connected(self) -> bool:
-        """Our image publisher has matched the node and the node's outputs exist. The
-        node's side of the match may still be pending: see ``ros_e2e.first_output``."""
+        """Our image publisher has matched the node and the node's outputs exist.
+
+        The node's side of the match may still be pending: see ``ros_e2e.first_output``.
+        """
         return (self._image_pub.get_subscription_count() > 0
                 and all(self.node.count_publishers(self.node.resolve_topic_name(topic)) > 0
                         for topic, _ in OUTPUTS.values()))

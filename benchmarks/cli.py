@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 import platform
 import resource
 import shutil
@@ -11,9 +12,8 @@ import sys
 import tempfile
 import time
 import traceback
-from pathlib import Path
 
-from depth_anything_ros.sizing import DEFAULT_SIDE, network_size, parse_hw
+from depth_anything_ros.inference.sizing import DEFAULT_SIDE, network_size, parse_hw
 
 SECTIONS = ("model", "pipeline", "ros", "startup")
 DEFAULT_SIZES = ((480, 640), (518, 518))
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                                             lambda size=size, net=net: runner.run(size, net))
 
     def node_models():
-        """The node's default IR (FP16) at the first camera size, exported if needed."""
+        """Return the node's default IR (FP16) at the first camera size, exported if needed."""
         return builder.models(primary_net, ("fp16",))
 
     if "pipeline" in args.sections:
@@ -177,4 +177,3 @@ def main(argv: list[str] | None = None) -> int:
     log(f"wrote {args.out}/results.md, results.json, results.png "
         f"({results['meta']['seconds']:.0f} s)")
     return 1 if failed else 0
-

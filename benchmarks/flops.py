@@ -9,8 +9,8 @@ resolves the batch dimension the class-token Expand leaves symbolic.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 from pathlib import Path
 
 import onnx
@@ -48,10 +48,10 @@ def _attr(node: onnx.NodeProto, name: str, default):
 
 
 def node_flops(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> float | None:
-    """FLOPs of one node, or None when a shape it needs is unknown."""
+    """Return the FLOPs of one node, or None when a shape it needs is unknown."""
     try:
         if node.op_type == "MatMul":
-            a, b = shapes[node.input[0]], shapes[node.input[1]]
+            a, _ = shapes[node.input[0]], shapes[node.input[1]]
             out = shapes[node.output[0]]
             k = a[-1]
             # out holds the broadcast batch dims and M x N; each element needs K MACs.
@@ -75,12 +75,14 @@ def node_flops(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> float | No
 
 
 def count_flops(onnx_path: Path) -> FlopCount:
-    """Raises ValueError if a counted node has shapes inference could not resolve: a
-    silent zero there would make the achieved GFLOP/s look wrong without saying why."""
+    """Raise ValueError if a counted node has shapes inference could not resolve.
+
+    A silent zero there would make the achieved GFLOP/s look wrong without saying why.
+    """
     model = onnx.load(str(onnx_path), load_external_data=False)
     inferred = shape_inference.infer_shapes(model, data_prop=True)
     shapes = _shapes(inferred)
-    by_op = {op: 0.0 for op in COUNTED_OPS}
+    by_op = dict.fromkeys(COUNTED_OPS, 0.0)
     for node in inferred.graph.node:
         if node.op_type not in COUNTED_OPS:
             continue

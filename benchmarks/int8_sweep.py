@@ -10,19 +10,17 @@ the target CPU before trusting them there.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import sys
 from dataclasses import dataclass
+import hashlib
 from pathlib import Path
-
-import numpy as np
+import sys
 
 from benchmarks.artifacts import DEFAULT_CACHE, HELD_OUT_SEED, ModelBuilder, scenes
 from benchmarks.model_latency import relative_errors
-from benchmarks.timing import SPIN_PAUSE_S, measure_interleaved
-from depth_anything_ros.engine import DepthEngine, EngineConfig
-from depth_anything_ros.model.export import DPT_HEAD_PATTERN, ExportRequest, Int8Settings
-from depth_anything_ros.sizing import DEFAULT_SIDE, network_size, parse_hw
+from benchmarks.timing import measure_interleaved, SPIN_PAUSE_S
+from depth_anything_ros.export.export import DPT_HEAD_PATTERN, ExportRequest, Int8Settings
+from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
+from depth_anything_ros.inference.sizing import DEFAULT_SIDE, network_size, parse_hw
 
 ATTENTION = r".*/attn/MatMul(_1)?$"   # Q.K^T and attention.V inside each block
 

@@ -10,10 +10,10 @@ then beat the "peak", which says the clock assumption is low. The measured GEMM 
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 import os
 import platform
 import subprocess
-from dataclasses import asdict, dataclass
 
 FMA_PIPES = 2
 # AMD family 0x19 (Zen 3/Zen 4) executes 512-bit instructions as two 256-bit halves, so

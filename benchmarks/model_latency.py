@@ -14,8 +14,8 @@ then slows every variant alike instead of whichever one happened to be running.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
+import time
 from typing import Callable
 
 import cv2
@@ -24,9 +24,9 @@ import numpy as np
 from benchmarks.artifacts import HELD_OUT_SEED, ModelBuilder, ModelFiles, scenes
 from benchmarks.flops import count_flops
 from benchmarks.machine import Machine
-from benchmarks.timing import SPIN_PAUSE_S, Latency, measure_interleaved
-from depth_anything_ros.engine import DepthEngine, EngineConfig
-from depth_anything_ros.preprocess import reference_tensor
+from benchmarks.timing import Latency, measure_interleaved, SPIN_PAUSE_S
+from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
+from depth_anything_ros.inference.preprocess import reference_tensor
 
 
 @dataclass
@@ -35,7 +35,9 @@ class Row:
     backend: str
     weights: str              # precision as stored
     execution: str            # precision the runtime computes in (what it reports)
-    input: str                # "f32 NCHW" (network call only) | "u8 image" (whole engine)
+    # "f32 NCHW" (network call only) | "u8 image" (whole engine). Shadows the builtin, but the
+    # name is the "input" key of the results JSON (to_json) that the report reads.
+    input: str  # noqa: A003
     latency: Latency | None = None
     fps: float | None = None  # throughput rows: frames/s with an async queue
     streams: int | None = None
@@ -91,11 +93,13 @@ GEMM_FLOPS = 2 * GEMM_SIZE**3
 
 
 def gemm_calls() -> dict[str, Callable[[], object]]:
-    """A 2048^3 matrix product compiled by OpenVINO for f32 and, where the CPU computes it,
-    bf16: the friendliest workload there is for the same runtime, so its best rate is the
-    practical ceiling the model's GFLOP/s is compared with ("% of GEMM"). (PyTorch's f32
-    matmul was no ceiling here: its MKL path reached 200 GFLOP/s on an AMD CPU where ONNX
-    Runtime ran the whole model at 320.)"""
+    """Return a 2048^3 matrix product compiled by OpenVINO for f32 and bf16.
+
+    The bf16 one only where the CPU computes it. It is the friendliest workload there is for
+    the same runtime, so its best rate is the practical ceiling the model's GFLOP/s is
+    compared with ("% of GEMM"). (PyTorch's f32 matmul was no ceiling here: its MKL path
+    reached 200 GFLOP/s on an AMD CPU where ONNX Runtime ran the whole model at 320.)
+    """
     import openvino as ov
     import openvino.opset13 as ops
 
@@ -118,8 +122,8 @@ def _ov_precision(compiled) -> str:
     return compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
 
 
-def relative_errors(outputs: list[np.ndarray], references: list[np.ndarray]
-                     ) -> tuple[float, float]:
+def relative_errors(outputs: list[np.ndarray],
+                    references: list[np.ndarray]) -> tuple[float, float]:
     """Per-pixel |d - ref| / ref, pooled over the held-out images: (median, p95)."""
     errors = np.concatenate([(np.abs(o - r) / np.maximum(np.abs(r), 1e-6)).ravel()
                              for o, r in zip(outputs, references)])
@@ -176,7 +180,7 @@ class ModelSection:
 
     def _time_interleaved(self, timed: list[_Timed],
                           extra_calls: dict[str, Callable[[], object]]) -> dict[str, dict]:
-        """Fills each row's latency; returns the extra calls' latencies as JSON."""
+        """Fill each row's latency; return the extra calls' latencies as JSON."""
         s = self.settings
         self.log(f"  {len(timed)} variants, {s.warmup} warm-up calls each, then {s.runs} "
                  "interleaved rounds")
@@ -191,9 +195,11 @@ class ModelSection:
         return extra
 
     def _time_queued(self, queued: list[_Queued]) -> None:
-        """Throughput in chunks of 4 x requests frames (each chunk fills and drains the
-        queue, so the figure is slightly conservative), chunks of the variants
-        interleaved; frames/s is the median over chunks."""
+        """Throughput in chunks of 4 x requests frames, chunks of the variants interleaved.
+
+        Each chunk fills and drains the queue, so the figure is slightly conservative;
+        frames/s is the median over chunks.
+        """
         if not queued:
             return
         chunk = 4 * max(int(q.row.requests or 1) for q in queued)
@@ -274,7 +280,7 @@ class ModelSection:
         return DepthEngine(EngineConfig(str(xml), cache_dir="none", **config))
 
     def _ours(self, models: ModelFiles, precision: str, camera: np.ndarray) -> list[_Timed]:
-        """The device's default precision, then the f32 hint where that differs."""
+        """Return rows for the device's default precision, then the f32 hint where that differs."""
         timed: list[_Timed] = []
         for hint in ("", "f32"):
             engine = self._engine(models.ours[precision], inference_precision=hint)
@@ -288,8 +294,10 @@ class ModelSection:
         return timed
 
     def _queued(self, models: ModelFiles, precision: str, camera: np.ndarray) -> _Queued:
-        """THROUGHPUT hint: the plugin's streams, fed by an AsyncInferQueue holding as many
-        requests as it asks for."""
+        """THROUGHPUT hint: the plugin's streams, fed by an AsyncInferQueue.
+
+        The queue holds as many requests as the plugin asks for.
+        """
         import openvino as ov
 
         engine = self._engine(models.ours[precision], performance_hint="THROUGHPUT")

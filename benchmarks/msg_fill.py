@@ -17,7 +17,7 @@ import numpy as np
 from sensor_msgs.msg import Image, PointCloud2
 
 from benchmarks.timing import measure
-from depth_anything_ros.ros_codec import fill_data
+from depth_anything_ros.ros.codec import fill_data
 
 # A path that takes longer than this in total stops after three samples.
 SLOW_PATH_BUDGET_S = 2.0
@@ -38,8 +38,11 @@ def _memoryview(msg, buffer: np.ndarray) -> None:
 
 
 def _reused_array(size: int) -> Callable[[object, np.ndarray], None]:
-    """One array.array allocated up front and overwritten per message: no allocation or
-    page faults per frame, but only safe because publish() serializes before returning."""
+    """One array.array allocated up front and overwritten per message.
+
+    No allocation or page faults per frame, but only safe because publish() serializes
+    before returning.
+    """
     packed = array.array("B", bytes(size))
     view = np.frombuffer(packed, np.uint8)
 

@@ -1,6 +1,6 @@
 """The real node as a child process, started from this source tree.
 
-Started through ``depth_anything_ros.node.main`` with ``python -c`` rather than a colcon
+Started through ``depth_anything_ros.ros.node.main`` with ``python -c`` rather than a colcon
 install, so a benchmark run needs no build; the process, its executor, threads and DDS
 participant are the same as with ``ros2 run``. Output goes to files: an unread pipe
 could fill up and stall the node mid-measurement.
@@ -9,15 +9,15 @@ could fill up and stall the node mid-measurement.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from benchmarks.artifacts import REPO
 
-LAUNCHER = "import sys; from depth_anything_ros.node import main; sys.exit(main())"
+LAUNCHER = "import sys; from depth_anything_ros.ros.node import main; sys.exit(main())"
 STOP_TIMEOUT_S = 10.0
 
 

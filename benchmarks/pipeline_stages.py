@@ -24,22 +24,28 @@ from std_msgs.msg import Header
 from benchmarks.artifacts import ModelFiles, scenes
 from benchmarks.camera_client import camera_image
 from benchmarks.msg_fill import run_msg_fill
-from benchmarks.timing import SPIN_PAUSE_S, measure, measure_interleaved
-from depth_anything_ros.cloud_msg import CloudBuilder
-from depth_anything_ros.colorize import Colorizer
-from depth_anything_ros.engine import DepthEngine, EngineConfig
-from depth_anything_ros.geometry import Intrinsics, RayGrid
-from depth_anything_ros.preprocess import reference_tensor
-from depth_anything_ros.ros_codec import array_to_image, image_to_array
+from benchmarks.timing import measure, measure_interleaved, SPIN_PAUSE_S
+from depth_anything_ros.geometry.colorize import Colorizer
+from depth_anything_ros.geometry.intrinsics import Intrinsics
+from depth_anything_ros.geometry.rays import RayGrid
+from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
+from depth_anything_ros.inference.preprocess import reference_tensor
+from depth_anything_ros.pipeline.camera import CameraPipeline, Wanted
+from depth_anything_ros.pipeline.image_input import image_to_array
+from depth_anything_ros.pipeline.parameters import NodeParams
+from depth_anything_ros.ros.cloud_msg import CloudBuilder
+from depth_anything_ros.ros.codec import array_to_image
 
 FALLBACK_HFOV_DEG = 60.0
 MATCH_TIMEOUT_S = 10.0
 
 
 class _Publishers:
-    """Publishers with a matched subscriber in another DDS participant (own Context), so
-    publish() pays serialization and a real transport write. The subscriber is never
-    spun: with depth-1 history nothing waits for it, and its process time is not ours."""
+    """Publishers with a matched subscriber in another DDS participant (own Context).
+
+    That way publish() pays serialization and a real transport write. The subscriber is
+    never spun: with depth-1 history nothing waits for it, and its process time is not ours.
+    """
 
     def __init__(self, domain_id: int) -> None:
         self.contexts = [Context(), Context()]
@@ -93,7 +99,7 @@ def run_pipeline(models: ModelFiles, camera_size: tuple[int, int], runs: int, wa
     cloud_msg = builder.build(points, header, decoded.pixels)
 
     stages: list[tuple[str, Callable[[], object]]] = [
-        ("message -> array (ros_codec.image_to_array)", lambda: image_to_array(msg)),
+        ("message -> array (image_input.image_to_array)", lambda: image_to_array(msg)),
         ("inference, u8 image -> depth at camera size (engine.infer)",
          lambda: engine.infer(decoded.pixels, decoded.order)),
         ("colorize (Colorizer, turbo)", lambda: colorizer(depth)),
@@ -134,6 +140,17 @@ def run_pipeline(models: ModelFiles, camera_size: tuple[int, int], runs: int, wa
             results.append({"stage": name, "latency": latency.to_json(), "in_total": True})
     finally:
         publishers.close()
+
+    # The stages above as the node runs them: one call after the network does the
+    # calibration choice, colorize and points, so its cost should be their sum.
+    pipeline = CameraPipeline(engine)
+    node_defaults = NodeParams()
+    finish = measure(lambda: pipeline.finish(depth, decoded, 0, node_defaults,
+                                             Wanted(relative=False)), runs, warmup)
+    log(f"  CameraPipeline.finish: median {finish.median_ms:.2f} ms")
+    results.insert(6, {"stage": "  colorize + point cloud as one CameraPipeline.finish call "
+                                "(what the node runs)",
+                       "latency": finish.to_json(), "in_total": False})
 
     total = sum(r["latency"]["median_ms"] for r in results if r["in_total"])
     log("  msg.data fill alternatives")

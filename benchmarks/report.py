@@ -7,8 +7,8 @@ re-rendered (``python -m benchmarks.report results.json``) without measuring aga
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
+import sys
 
 # Targets from the speed issue; the report states each with its measured ratio.
 TARGETS = {
@@ -120,7 +120,7 @@ def _lat(entry: dict | None) -> str:
 
 
 def expected_rate(sus: dict, model_only_ms: float) -> float:
-    """What a perfect pipeline would output: the camera rate or 1/model-only, the lower."""
+    """Return what a perfect pipeline would output: the camera rate or 1/model-only, the lower."""
     return min(sus["camera_hz"], 1e3 / model_only_ms)
 
 

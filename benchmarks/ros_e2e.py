@@ -17,17 +17,17 @@ measured too, as the share of camera frames the node receives at all.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+import time
 from typing import Callable
 
 import numpy as np
 
 from benchmarks.artifacts import ModelFiles, scenes
-from benchmarks.camera_client import OUTPUTS, CameraClient
+from benchmarks.camera_client import CameraClient, OUTPUTS
 from benchmarks.node_process import NodeProcess
-from benchmarks.timing import SPIN_PAUSE_S, Latency
-from depth_anything_ros.engine import DepthEngine, EngineConfig
+from benchmarks.timing import Latency, SPIN_PAUSE_S
+from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 
 NAMESPACE = "/depth_bench"
 CONNECT_TIMEOUT_S = 60.0
@@ -73,8 +73,11 @@ def start_node(client: CameraClient, model: Path, domain_id: int, cache_dir: Pat
 
 
 def first_output(client: CameraClient, node: NodeProcess) -> None:
-    """Publish until one frame comes back complete. Right after discovery the node's
-    reader may not have matched our writer yet, so the first frames can vanish."""
+    """Publish until one frame comes back complete.
+
+    Right after discovery the node's reader may not have matched our writer yet, so the
+    first frames can vanish.
+    """
     deadline = time.monotonic() + FIRST_FRAME_TIMEOUT_S
     while time.monotonic() < deadline:
         client.publish()
@@ -105,9 +108,11 @@ def _latencies(arrivals: dict[str, dict[int, int]], stamps: list[int]) -> dict:
 
 def measure_sequential(client: CameraClient, node: NodeProcess, runs: int, warmup: int,
                        model_only: Callable[[], object]) -> dict:
-    """Frames one at a time, each paired with one model-only call in this process just
-    before it (while the node idles), so both see the same machine load even on a shared
-    machine where load comes and goes within minutes."""
+    """Frames one at a time, each paired with one model-only call in this process.
+
+    The call runs just before its frame (while the node idles), so both see the same machine
+    load even on a shared machine where load comes and goes within minutes.
+    """
     stamps: list[int] = []
     model_seconds: list[float] = []
     lost = 0

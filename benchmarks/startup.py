@@ -11,16 +11,16 @@ the node process's VmHWM once a few frames have gone through.
 
 from __future__ import annotations
 
+from pathlib import Path
 import shutil
 import time
-from pathlib import Path
 from typing import Callable
 
 from benchmarks.artifacts import ModelFiles, scenes
 from benchmarks.camera_client import CameraClient
 from benchmarks.node_process import NodeProcess
 from benchmarks.ros_e2e import FIRST_FRAME_TIMEOUT_S, NAMESPACE, NodeFailed, wait_until
-from depth_anything_ros.engine import DepthEngine, EngineConfig
+from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 
 CAMERA_HZ = 30.0
 FRAMES_BEFORE_RSS = 5

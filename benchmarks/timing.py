@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
+import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -15,8 +15,11 @@ SPIN_PAUSE_S = 0.1
 
 @dataclass(frozen=True)
 class Latency:
-    """Milliseconds. Median and p90 rather than mean: on a shared CPU a single slow run
-    (another process, a page fault) would move the mean but says nothing about us."""
+    """Milliseconds.
+
+    Median and p90 rather than mean: on a shared CPU a single slow run (another process, a
+    page fault) would move the mean but says nothing about us.
+    """
 
     median_ms: float
     p90_ms: float
@@ -60,8 +63,10 @@ def measure(fn: Callable[[], object], runs: int, warmup: int,
 
 def measure_interleaved(fns: Sequence[Callable[[], object]], runs: int, warmup: int,
                         pause_s: float) -> list[Latency]:
-    """Time several alternatives in rounds of one call each, so background load on a
-    shared machine hits all of them alike and their ratios stay meaningful.
+    """Time several alternatives in rounds of one call each.
+
+    Background load on a shared machine then hits all of them alike and their ratios stay
+    meaningful.
 
     The order rotates every round, and every call starts after ``pause_s`` idle: thread
     pools that spin after a call (ONNX Runtime's, OpenMP's) would otherwise slow the next

@@ -4,8 +4,10 @@
         image_topic:=/camera/color/image_raw camera_info_topic:=/camera/color/camera_info
 
 For a compressed stream set ``input_transport: compressed`` in a params file; the node
-then subscribes ``<image_topic>/compressed``. The model_path and device arguments take
-precedence over the same keys in params_file.
+then subscribes ``<image_topic>/compressed``. The model_path, device and autostart
+arguments take precedence over the same keys in params_file. With autostart:=false the
+node stays unconfigured until a lifecycle manager (e.g. nav2_lifecycle_manager with
+node_names: [depth_anything]) configures and activates it.
 """
 
 from launch import LaunchDescription
@@ -33,6 +35,9 @@ def generate_launch_description() -> LaunchDescription:
                                           "installed with the package."),
         DeclareLaunchArgument("device", default_value="CPU",
                               description="OpenVINO device: CPU, GPU, NPU, AUTO."),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="Configure and activate at start; false: wait "
+                                          "for a lifecycle manager (Nav2)."),
         DeclareLaunchArgument("params_file",
                               default_value=PathJoinSubstitution([share, "config", "depth.yaml"]),
                               description="Node parameters (YAML)."),
@@ -57,6 +62,7 @@ def generate_launch_description() -> LaunchDescription:
                 # parsed as YAML and no longer be a string parameter.
                 "model_path": ParameterValue(LaunchConfiguration("model_path"), value_type=str),
                 "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
+                "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
             },
         ],
         remappings=[

@@ -15,10 +15,11 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402, I100 (must follow matplotlib.use)
 
-from depth_anything_ros.colorize import Colorizer  # noqa: E402
-from depth_anything_ros.geometry import Intrinsics, RayGrid  # noqa: E402
+from depth_anything_ros.geometry.colorize import Colorizer  # noqa: E402
+from depth_anything_ros.geometry.intrinsics import Intrinsics  # noqa: E402
+from depth_anything_ros.geometry.rays import RayGrid  # noqa: E402
 
 H, W = 240, 320
 CAMERA_HEIGHT = 0.6   # metres above the floor

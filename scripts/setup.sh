@@ -16,6 +16,9 @@ python -m pip install --quiet torch==2.13.0
 python -m pip install --quiet \
   ros-rclpy ros-std-msgs ros-sensor-msgs ros-diagnostic-msgs ros-rcl-interfaces \
   ros-ament-index-python ros-rmw-fastrtps-cpp colcon-common-extensions
+# ROS's lint front-ends for test/test_lint.py, pinned with the flake8 plugins and pydocstyle in
+# setup.py's test extra: they bring none of those themselves.
+python -m pip install --quiet ros-ament-flake8==0.19.2 ros-ament-pep257==0.19.2
 python -m pip install --quiet -e ".[export,test]"
 
 colcon build --base-paths . --event-handlers console_direct- > log_colcon_build.txt 2>&1 \

@@ -23,8 +23,10 @@ cleanly. Ctrl-C ends the run early and still reports.
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict, dataclass
 import json
 import os
+from pathlib import Path
 import shutil
 import signal
 import statistics
@@ -33,13 +35,11 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Optional
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -50,7 +50,7 @@ NAMESPACE = "/soak"
 STATUS_NAME = "soak/depth_anything: depth estimation"
 OUTPUTS = (("depth/image", Image), ("depth/camera_info", CameraInfo),
            ("depth/colorized", Image), ("depth/points", PointCloud2))
-# Diagnostics keys (depth_anything_ros.diagnostics), repeated so the script runs without
+# Diagnostics keys (depth_anything_ros.ros.diagnostics), repeated so the script runs without
 # the package on the path.
 KEYS = {"received": "frames received", "published": "frames published",
         "dropped": "frames dropped", "skipped": "frames skipped (no subscribers)",
@@ -67,14 +67,14 @@ def rss_mib(pid: int) -> float:
 
 
 def node_command(args: argparse.Namespace, cache_dir: str) -> tuple[list[str], dict[str, str]]:
-    """The node's command line and environment."""
+    """Return the node's command line and environment."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain_id))
     executable = args.executable or shutil.which("depth_anything_node")
     if executable is None:  # the source tree, without an install
         repo = Path(__file__).resolve().parents[1]
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
         executable_args = [sys.executable, "-c",
-                           "import sys; from depth_anything_ros.node import main; "
+                           "import sys; from depth_anything_ros.ros.node import main; "
                            "sys.exit(main())"]
     else:
         executable_args = [executable]
@@ -185,8 +185,8 @@ def in_window(samples: list[tuple[float, float]], low: float, high: float) -> li
 def window(rss, latency, inference, low: float, high: float) -> Window:
     lat = in_window(latency, low, high)
     return Window(statistics.median(in_window(rss, low, high)), statistics.median(lat),
-                  float(np.percentile(lat, 95)), statistics.median(in_window(inference, low,
-                                                                              high)))
+                  float(np.percentile(lat, 95)),
+                  statistics.median(in_window(inference, low, high)))
 
 
 def main() -> int:

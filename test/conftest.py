@@ -1,48 +1,68 @@
-"""Session fixtures: the synthetic checkpoint of ../shared/reference and IRs exported from it.
+"""Session fixtures: the reference data, a synthetic checkpoint and IRs exported from it.
 
-Everything is generated in pytest's temp dirs; ../shared is read-only in CI.
+The reference folder (``official_keys.json`` and the upstream golden outputs) is
+test/reference, or ``$DEPTH_ANYTHING_REFERENCE`` when set. The synthetic checkpoint always
+comes from the project's own generator, test/reference/synthetic_checkpoint.py.
+Everything generated is written to pytest's temp dirs, never into the reference folder.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import warnings
 from pathlib import Path
+import warnings
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_REFERENCE = Path(os.environ.get("DEPTH_ANYTHING_REFERENCE",
-                                       REPO.parent / "shared" / "reference"))
+GENERATOR = REPO / "test" / "reference" / "synthetic_checkpoint.py"
+REFERENCE_DIR = Path(os.environ.get("DEPTH_ANYTHING_REFERENCE", REPO / "test" / "reference"))
+GOLDEN_FILE = "golden_vits_relative_seed0.npz"
 SMALL_SIZE = (140, 182)  # a small non-square network size: fast node tests
 
 
 @pytest.fixture(scope="session")
 def shared_reference() -> Path:
-    if not (SHARED_REFERENCE / "official_keys.json").is_file():
-        pytest.fail(f"reference data not found at {SHARED_REFERENCE}: clone the project with "
-                    "../shared beside it or set DEPTH_ANYTHING_REFERENCE")
-    return SHARED_REFERENCE
+    """Return the reference folder (the name predates its move into the repository)."""
+    missing = [name for name in ("official_keys.json", GOLDEN_FILE)
+               if not (REFERENCE_DIR / name).is_file()]
+    if missing:
+        pytest.fail(f"reference data {', '.join(missing)} not found in {REFERENCE_DIR}: "
+                    "it ships in test/reference; DEPTH_ANYTHING_REFERENCE, when set, must "
+                    "name a folder holding both files")
+    return REFERENCE_DIR
 
 
 @pytest.fixture(scope="session")
 def golden(shared_reference: Path) -> dict[str, np.ndarray]:
-    with np.load(shared_reference / "golden_vits_relative_seed0.npz") as data:
+    with np.load(shared_reference / GOLDEN_FILE) as data:
         return {key: data[key] for key in data.files}
 
 
 @pytest.fixture(scope="session")
-def synthetic_checkpoint(shared_reference: Path, tmp_path_factory) -> Path:
+def synthetic_generator():
+    """test/reference/synthetic_checkpoint.py, loaded by path.
+
+    test/reference is data plus one script, not a package.
+    """
+    spec = importlib.util.spec_from_file_location("depth_anything_synthetic_checkpoint",
+                                                  GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@pytest.fixture(scope="session")
+def synthetic_checkpoint(shared_reference: Path, synthetic_generator,
+                         tmp_path_factory) -> Path:
+    """Return the seed-0 synthetic vits checkpoint the golden outputs were computed with."""
     import torch
 
-    spec = importlib.util.spec_from_file_location("make_checkpoint",
-                                                  shared_reference / "make_checkpoint.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     path = tmp_path_factory.mktemp("checkpoints") / "depth_anything_v2_vits.pth"
-    torch.save(module.synthetic_state_dict("vits", 0), path)
+    torch.save(synthetic_generator.synthetic_state_dict(
+        "vits", 0, shared_reference / "official_keys.json"), path)
     return path
 
 
@@ -50,8 +70,8 @@ def _export(checkpoint: Path, out: Path, size: tuple[int, int], precision: str,
             max_depth: float | None, calibration: tuple[Path, ...] = ()) -> Path:
     import torch
 
-    from depth_anything_ros.model.checkpoint import build_model
-    from depth_anything_ros.model.export import ExportRequest, export_model
+    from depth_anything_ros.export.checkpoint import build_model
+    from depth_anything_ros.export.export import ExportRequest, export_model
 
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     loaded = build_model("vits", checkpoint, max_depth)
@@ -90,8 +110,10 @@ def small_metric_ir(export_ir) -> Path:
 
 @pytest.fixture(scope="session")
 def ros_workspace(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """The package built once per session with colcon, and its install environment:
-    every test module that starts the installed node shares this build."""
+    """Return the package built once per session with colcon, and its install environment.
+
+    Every test module that starts the installed node shares this build.
+    """
     from ros_harness import colcon_build
 
     root = tmp_path_factory.mktemp("colcon_ws")

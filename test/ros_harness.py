@@ -8,21 +8,21 @@ own Context on a test-private ROS_DOMAIN_ID.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import os
+from pathlib import Path
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import GetParameters, SetParameters
+import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -38,7 +38,7 @@ _NOT_SOURCE = shutil.ignore_patterns(".venv", ".git", "build", "install", "log",
 
 
 def private_domain_id() -> int:
-    """A ROS domain private to this test run (1..100: the range safe on Linux)."""
+    """Return a ROS domain private to this test run (1..100: the range safe on Linux)."""
     return 1 + os.getpid() % 100
 
 
@@ -71,8 +71,10 @@ def colcon_build(repo: Path, workspace: Path, timeout_s: float = 240.0,
 
 @dataclass
 class NodeProcess:
-    """The installed node running as a subprocess, its output going to files (a pipe
-    nobody reads could fill up and stall the node)."""
+    """The installed node running as a subprocess, its output going to files.
+
+    A pipe nobody reads could fill up and stall the node.
+    """
 
     args: list[str]
     env: dict[str, str]
@@ -99,7 +101,9 @@ class NodeProcess:
 
     def stop(self, sig: int = signal.SIGINT, timeout_s: float = 5.0) -> tuple[Optional[int], float]:
         """Send ``sig``; (exit code or None if still running after timeout_s, seconds taken).
-        A process that does not stop is killed so no test leaves one behind."""
+
+        A process that does not stop is killed so no test leaves one behind.
+        """
         started = time.monotonic()
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
@@ -186,7 +190,6 @@ class Client:
         finally:
             self.node.destroy_client(client)
 
-
     def get_parameters(self, node_name: str, *names: str, timeout_s: float = 10.0) -> list[Any]:
         """Values of ``names`` as the node's get_parameters service reports them."""
         client = self.node.create_client(GetParameters, f"{node_name}/get_parameters")
@@ -213,8 +216,10 @@ def image_array(msg: Image) -> np.ndarray:
 
 
 def cloud_arrays(msg: PointCloud2) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """(h, w, 3) float32 xyz and (h, w, 3) uint8 RGB (None without an rgb field),
-    located through the message's own field table."""
+    """(h, w, 3) float32 xyz and (h, w, 3) uint8 RGB (None without an rgb field).
+
+    Both are located through the message's own field table.
+    """
     assert not msg.is_bigendian
     offsets = {f.name: f.offset for f in msg.fields}
     raw = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, msg.point_step)

@@ -7,7 +7,7 @@ import numpy as np
 
 
 def scene(seed: int, height: int = 480, width: int = 640) -> np.ndarray:
-    """A BGR u8 indoor-like scene: perspective floor gradient, a wall, random boxes, noise."""
+    """Make a BGR u8 indoor-like scene: perspective floor gradient, a wall, random boxes, noise."""
     rng = np.random.default_rng(seed)
     rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
     wall = np.array(rng.uniform(90, 200, 3), np.float32)

@@ -2,13 +2,63 @@
 
 from __future__ import annotations
 
-import shutil
-import time
 from pathlib import Path
+import shutil
+import socket
+import time
 
 import pytest
 
-from depth_anything_ros.model.build_hook import ModelSpec, export_listed, parse_specs
+from depth_anything_ros.export import build_hook
+from depth_anything_ros.export.build_hook import (export_for_install, export_listed, ModelSpec,
+                                                  parse_specs)
+
+INDOOR_VITS = "depth_anything_v2_metric_hypersim_vits.pth"
+INDOOR_VITS_URL = "https://huggingface.co/depth-anything/Depth-Anything-V2-Metric-Hypersim-Small"
+
+
+def _unreachable_endpoint() -> str:
+    """Return a local port nobody listens on.
+
+    The connection is refused at once, so the offline path runs without waiting on DNS or a
+    firewall and never downloads on a networked CI.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def _only_error_line(output: str) -> str:
+    """Return the only error line.
+
+    The user must see one sentence to act on, not a traceback around it.
+    """
+    assert "Traceback" not in output, output
+    errors = [line for line in output.splitlines() if "error:" in line]
+    assert len(errors) == 1, output
+    return errors[0]
+
+
+def _install_error(text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """Return the line setup.py's install step ends the build with, checking that it does end it."""
+    with pytest.raises(SystemExit) as stopped:
+        export_for_install(text, tmp_path / "models")
+    assert stopped.value.code == 1
+    line = _only_error_line(capsys.readouterr().err)
+    assert line.startswith("depth_anything_ros: error: ")
+    return line
+
+
+@pytest.fixture
+def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set up an empty Hugging Face cache and an endpoint that refuses: a machine offline."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("DEPTH_ANYTHING_CHECKPOINTS", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", _unreachable_endpoint())
 
 
 def test_spec_grammar():
@@ -32,16 +82,100 @@ def test_exports_once_per_checkpoint(synthetic_checkpoint, tmp_path, monkeypatch
     assert "up to date" in capsys.readouterr().out
 
 
-def test_missing_local_checkpoint_is_named(tmp_path, monkeypatch):
+def test_offline_download_names_the_build_variable_and_file(offline_hub, tmp_path, capsys):
+    """The export command's --checkpoint means nothing to colcon build.
+
+    The build takes DEPTH_ANYTHING_CHECKPOINTS.
+    """
+    start = time.monotonic()
+    line = _install_error("vits-metric-indoor@480x640", tmp_path, capsys)
+    assert time.monotonic() - start < 5
+    assert "cannot reach 127.0.0.1" in line
+    assert "DEPTH_ANYTHING_CHECKPOINTS=DIR" in line and "--checkpoint" not in line
+    assert f"Download {INDOOR_VITS} by hand from {INDOOR_VITS_URL}" in line
+
+
+def test_hf_hub_offline_is_honoured_without_connecting(offline_hub, tmp_path, monkeypatch,
+                                                       capsys):
+    from huggingface_hub import constants
+
+    def no_connection(*args: object, **kwargs: object) -> socket.socket:
+        raise AssertionError("connected although HF_HUB_OFFLINE is set")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(socket, "create_connection", no_connection)
+    line = _install_error("vits-metric-indoor", tmp_path, capsys)
+    assert "HF_HUB_OFFLINE is set" in line and INDOOR_VITS in line
+    assert "DEPTH_ANYTHING_CHECKPOINTS=DIR" in line
+
+
+def test_giant_points_to_the_build_variable(offline_hub, tmp_path, capsys):
+    line = _install_error("vitg", tmp_path, capsys)
+    assert "no public weights" in line and "depth_anything_v2_vitg.pth" in line
+    assert "DEPTH_ANYTHING_CHECKPOINTS=DIR" in line and "--checkpoint" not in line
+
+
+def test_bad_spec_is_one_line(tmp_path, capsys):
+    line = _install_error("vits-metric-kitchen", tmp_path, capsys)
+    assert "DEPTH_ANYTHING_MODELS entry 'vits-metric-kitchen'" in line
+
+
+def test_missing_local_checkpoint_is_named(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DEPTH_ANYTHING_CHECKPOINTS", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="depth_anything_v2_vitb.pth"):
         export_listed("vitb", tmp_path / "models")
+    line = _install_error("vitb", tmp_path, capsys)
+    assert f"DEPTH_ANYTHING_CHECKPOINTS={tmp_path} must hold depth_anything_v2_vitb.pth" in line
+    assert "https://huggingface.co/depth-anything/Depth-Anything-V2-Base" in line
+
+
+def test_int8_without_calibration_is_one_line(synthetic_checkpoint, tmp_path, monkeypatch,
+                                              capsys):
+    shutil.copy(synthetic_checkpoint, tmp_path / INDOOR_VITS)
+    monkeypatch.setenv("DEPTH_ANYTHING_CHECKPOINTS", str(tmp_path))
+    monkeypatch.delenv("DEPTH_ANYTHING_CALIBRATION", raising=False)
+    line = _install_error("vits-metric-indoor@56x70:int8", tmp_path, capsys)
+    assert "int8 needs DEPTH_ANYTHING_CALIBRATION=DIR" in line
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only the user's mistakes are shortened; a bug must stay debuggable."""
+    def broken(text: str, models_dir: Path) -> list[Path]:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(build_hook, "export_listed", broken)
+    with pytest.raises(KeyError):
+        export_for_install("vits", tmp_path / "models")
+
+
+def test_colcon_build_offline_ends_in_one_error_line(tmp_path, monkeypatch):
+    """The README's first command offline.
+
+    colcon must end with the sentence to act on, naming the build's variable, not a setup.py
+    traceback pointing at --checkpoint.
+    """
+    from ros_harness import colcon_build
+
+    repo = Path(__file__).resolve().parents[1]
+    build_env = {"DEPTH_ANYTHING_MODELS": "vits-metric-indoor@480x640",
+                 "HF_ENDPOINT": _unreachable_endpoint(), "HF_HUB_OFFLINE": "0",
+                 "HF_HUB_CACHE": str(tmp_path / "hf")}
+    monkeypatch.delenv("DEPTH_ANYTHING_CHECKPOINTS", raising=False)  # colcon_build copies ours
+    with pytest.raises(RuntimeError, match="colcon build failed") as failed:
+        colcon_build(repo, tmp_path / "ws", timeout_s=60, build_env=build_env)
+    line = _only_error_line(str(failed.value))
+    assert "depth_anything_ros: error: " in line
+    assert "DEPTH_ANYTHING_CHECKPOINTS=DIR" in line and "--checkpoint" not in line
+    assert INDOOR_VITS in line and INDOOR_VITS_URL in line
 
 
 def test_colcon_build_exports_listed_models_and_node_finds_them(synthetic_checkpoint,
-                                                                 tmp_path):
-    """The whole build-time route: colcon build with DEPTH_ANYTHING_MODELS, a rebuild that
-    skips the export, and the installed node starting on the default model_path."""
+                                                                tmp_path):
+    """The whole build-time route.
+
+    colcon build with DEPTH_ANYTHING_MODELS, a rebuild that skips the export, and the
+    installed node starting on the default model_path.
+    """
     from ros_harness import colcon_build, private_domain_id, start_node
 
     repo = Path(__file__).resolve().parents[1]
@@ -52,7 +186,8 @@ def test_colcon_build_exports_listed_models_and_node_finds_them(synthetic_checkp
                  "DEPTH_ANYTHING_CHECKPOINTS": str(checkpoints)}
     workspace = tmp_path / "ws"
     env = colcon_build(repo, workspace, build_env=build_env)
-    models = workspace / "install" / "depth_anything_ros" / "share" / "depth_anything_ros" / "models"
+    models = (workspace / "install" / "depth_anything_ros" / "share" / "depth_anything_ros"
+              / "models")
     xml = models / "vits_metric_outdoor_518x644_fp16.xml"
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
     stamp = xml.stat().st_mtime_ns

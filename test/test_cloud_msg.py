@@ -6,8 +6,9 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from depth_anything_ros.cloud_msg import CloudBuilder
-from depth_anything_ros.geometry import Intrinsics, RayGrid
+from depth_anything_ros.geometry.intrinsics import Intrinsics
+from depth_anything_ros.geometry.rays import RayGrid
+from depth_anything_ros.ros.cloud_msg import CloudBuilder
 
 HEADER = Header(frame_id="camera_optical")
 HEADER.stamp.sec = 5

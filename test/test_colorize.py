@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_anything_ros.colorize import COLORMAPS, Colorizer, colormap_rgb
+from depth_anything_ros.geometry.colorize import Colorizer, colormap_rgb, COLORMAPS
 
 OPENCV_MAPS = {"turbo": cv2.COLORMAP_TURBO, "inferno": cv2.COLORMAP_INFERNO,
                "viridis": cv2.COLORMAP_VIRIDIS, "jet": cv2.COLORMAP_JET}

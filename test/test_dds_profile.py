@@ -1,10 +1,10 @@
 """The node's Fast DDS profile: applied only when the user has none, and a valid file."""
 
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+import xml.etree.ElementTree as ElementTree
 
-from depth_anything_ros.dds_profile import (OPT_OUT_VARIABLE, PROFILE_VARIABLES,
-                                            apply_default_profile)
+from depth_anything_ros.ros.dds_profile import (apply_default_profile, OPT_OUT_VARIABLE,
+                                                PROFILE_VARIABLES)
 
 NS = {"dds": "http://www.eprosima.com"}
 

@@ -2,14 +2,16 @@
 
 import threading
 
-import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
+import pytest
 
-from depth_anything_ros import diagnostics as diag
+from depth_anything_ros.pipeline import stats as frame_stats
+from depth_anything_ros.ros import diagnostics as diag
 
 
 class ManualClock:
+
     def __init__(self) -> None:
         self.now = 100.0
 
@@ -23,7 +25,7 @@ def values(status: DiagnosticStatus) -> dict[str, str]:
 
 def test_rates_and_latencies_cover_exactly_one_window():
     clock = ManualClock()
-    stats = diag.ProcessingStats(clock)
+    stats = frame_stats.ProcessingStats(clock)
     for _ in range(10):
         stats.frame_received()
     stats.frame_dropped()
@@ -53,7 +55,7 @@ def test_rates_and_latencies_cover_exactly_one_window():
 
 def test_status_level_follows_input_and_rejections():
     clock = ManualClock()
-    stats = diag.ProcessingStats(clock)
+    stats = frame_stats.ProcessingStats(clock)
     clock.now += 1.0
     idle = diag.status_from_snapshot(stats.snapshot(), "cam/depth_anything: depth", "CPU")
     assert idle.level == DiagnosticStatus.WARN and idle.message == "no input images"
@@ -84,7 +86,7 @@ def test_status_level_follows_input_and_rejections():
 
 
 def test_counts_from_two_threads_are_not_lost():
-    stats = diag.ProcessingStats()
+    stats = frame_stats.ProcessingStats()
     threads = [threading.Thread(target=lambda: [stats.frame_received() for _ in range(20000)])
                for _ in range(4)]
     for t in threads:
@@ -103,7 +105,8 @@ def test_array_carries_stamp_and_statuses():
 
 def test_rejections_are_counted_per_reason_with_stable_keys():
     clock = ManualClock()
-    stats = diag.ProcessingStats(clock, rejection_kinds=("encoding", "step", "stamp_backwards"))
+    stats = frame_stats.ProcessingStats(clock,
+                                        rejection_kinds=("encoding", "step", "stamp_backwards"))
     for kind in ("step", "step", "encoding", "camera_info_size_mismatch"):
         stats.message_rejected(kind, f"{kind} is wrong")
     stats.frame_failed()
@@ -125,7 +128,7 @@ def test_rejections_are_counted_per_reason_with_stable_keys():
 
 def test_rate_limit_allows_one_line_per_key_and_period_and_counts_the_rest():
     clock = ManualClock()
-    limit = diag.KeyedRateLimit(5.0, clock)
+    limit = frame_stats.KeyedRateLimit(5.0, clock)
     assert limit.allow("encoding") == 0
     assert limit.allow("step") == 0  # another reason is not held back by the first
     for _ in range(7):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+import shutil
 
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 import pytest
 
-from depth_anything_ros.engine import DepthEngine, EngineConfig, ModelLoadError
-from depth_anything_ros.preprocess import reference_tensor
+from depth_anything_ros.inference.engine import DepthEngine, EngineConfig, ModelLoadError
+from depth_anything_ros.inference.preprocess import reference_tensor
 
 
 def _engine(xml: Path, **kwargs) -> DepthEngine:
@@ -43,9 +43,11 @@ def test_in_graph_preprocessing_matches_opencv(export_ir, golden):
 
 def test_graph_input_is_u8_at_network_size_and_float_resized_on_the_host_otherwise(
         small_metric_ir, golden):
-    """A camera at the network size feeds u8 to the graph; any other size is resized on
-    the host (OpenCV bicubic in float) and the graph gets that float image. Either way
-    the depth equals the IR run on the numpy reference tensor."""
+    """A camera at the network size feeds u8 to the graph.
+
+    Any other size is resized on the host (OpenCV bicubic in float) and the graph gets that
+    float image. Either way the depth equals the IR run on the numpy reference tensor.
+    """
     engine = _engine(small_metric_ir)
 
     def graph_input(height: int, width: int) -> tuple[str, list[int]]:
@@ -108,7 +110,7 @@ def test_folder_with_one_model_is_resolved(small_metric_ir, tmp_path):
 
 def test_folder_with_precisions_of_one_model_loads_the_one_for_this_cpu(small_metric_ir,
                                                                         tmp_path):
-    from depth_anything_ros.precision_choice import cpu_flags, preference
+    from depth_anything_ros.inference.precision_choice import cpu_flags, preference
 
     for precision in ("fp16", "int8"):
         for suffix in (".xml", ".bin"):
@@ -150,7 +152,7 @@ def test_absent_device_lists_devices_or_falls_back(small_metric_ir):
 
 def test_compiled_graphs_are_bounded(small_metric_ir):
     """A stream of ever new image sizes must not keep a compiled model for each."""
-    from depth_anything_ros.engine import MAX_COMPILED
+    from depth_anything_ros.inference.engine import MAX_COMPILED
     engine = _engine(small_metric_ir)
     sizes = [(40 + 8 * i, 56) for i in range(MAX_COMPILED + 2)]
     for height, width in sizes:
@@ -161,8 +163,10 @@ def test_compiled_graphs_are_bounded(small_metric_ir):
 
 
 def test_lanes_infer_concurrently_with_the_results_of_one_lane(small_metric_ir, golden):
-    """Two threads on their own lanes (own request and host buffers) give each image the
-    depth a single lane gives it, though they run at the same time."""
+    """Two threads on their own lanes give each image the depth a single lane gives it.
+
+    Each lane has its own request and host buffers, and the threads run at the same time.
+    """
     import threading
 
     engine = _engine(small_metric_ir, performance_hint="THROUGHPUT")

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from depth_anything_ros.frame_slot import FrameSlot
+from depth_anything_ros.pipeline.frame_slot import FrameSlot
 
 # Generous bound for "the other thread reacted": far above scheduling jitter on a
 # loaded 2-core machine, far below the test timeout.

@@ -2,13 +2,15 @@
 
 import math
 
-import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+import numpy as np
+import pytest
 
-from depth_anything_ros.geometry import Intrinsics, RayGrid, relative_to_metric
+from depth_anything_ros.geometry.intrinsics import Intrinsics
+from depth_anything_ros.geometry.rays import RayGrid
+from depth_anything_ros.geometry.relative import relative_to_metric
 
 # Deliberately asymmetric so a swapped fx/fy or cx/cy shows up.
 K = Intrinsics(fx=520.0, fy=480.0, cx=310.25, cy=251.75, width=640, height=480)
@@ -146,15 +148,15 @@ def test_from_k_and_matrices():
 
 
 @pytest.mark.parametrize("kwargs,reason", [
-    (dict(fx=0.0), "uncalibrated"),
-    (dict(fy=-5.0), "fy"),
-    (dict(fx=math.inf), "fx"),
-    (dict(cx=math.nan), "cx"),
-    (dict(width=0), "width"),
-    (dict(height=-480), "height"),
+    ({"fx": 0.0}, "uncalibrated"),
+    ({"fy": -5.0}, "fy"),
+    ({"fx": math.inf}, "fx"),
+    ({"cx": math.nan}, "cx"),
+    ({"width": 0}, "width"),
+    ({"height": -480}, "height"),
 ])
 def test_validate_names_the_bad_value(kwargs, reason):
-    values = dict(fx=500.0, fy=500.0, cx=320.0, cy=240.0, width=640, height=480)
+    values = {"fx": 500.0, "fy": 500.0, "cx": 320.0, "cy": 240.0, "width": 640, "height": 480}
     values.update(kwargs)
     with pytest.raises(ValueError, match=reason):
         Intrinsics(**values).validate()

@@ -8,7 +8,7 @@ import sys
 import cv2
 import numpy as np
 
-from depth_anything_ros.engine import DepthEngine, EngineConfig
+from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from scenes import scene
 
 
@@ -17,7 +17,7 @@ def test_cli_writes_depth_colour_and_cloud(small_metric_ir, tmp_path):
     cv2.imwrite(str(tmp_path / "in.png"), image)
     out = {name: tmp_path / name for name in ("depth.npy", "depth.png", "cloud.ply")}
     result = subprocess.run(
-        [sys.executable, "-m", "depth_anything_ros.infer_cli", "--model", str(small_metric_ir),
+        [sys.executable, "-m", "depth_anything_ros.cli.infer", "--model", str(small_metric_ir),
          "--image", str(tmp_path / "in.png"), "--depth-npy", str(out["depth.npy"]),
          "--output", str(out["depth.png"]), "--ply", str(out["cloud.ply"]), "--fov", "70",
          "--inference-precision", "f32"], capture_output=True, text=True, timeout=120)
@@ -39,7 +39,7 @@ def test_cli_writes_depth_colour_and_cloud(small_metric_ir, tmp_path):
 def test_cli_reports_missing_model(tmp_path):
     cv2.imwrite(str(tmp_path / "in.png"), scene(0, 120, 160))
     result = subprocess.run(
-        [sys.executable, "-m", "depth_anything_ros.infer_cli", "--model",
+        [sys.executable, "-m", "depth_anything_ros.cli.infer", "--model",
          str(tmp_path / "none.xml"), "--image", str(tmp_path / "in.png")],
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "depth_anything_export" in result.stderr

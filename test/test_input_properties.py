@@ -10,22 +10,24 @@ from __future__ import annotations
 import math
 
 import cv2
-import numpy as np
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+import numpy as np
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from depth_anything_ros.cloud_msg import RGB_OFFSET, CloudBuilder
-from depth_anything_ros.geometry import Intrinsics
-from depth_anything_ros.ros_codec import (IMAGE_REJECTIONS, REJECT_COMPRESSED, REJECT_DATA_LENGTH,
-                                          REJECT_ENCODING, REJECT_MAX_PIXELS, REJECT_SIZE,
-                                          REJECT_STEP, SUPPORTED_ENCODINGS, ImageDecodeError,
-                                          _encoded_size, camera_info_to_intrinsics,
-                                          check_compressed_header, compressed_to_array,
-                                          image_to_array, intrinsics_to_camera_info)
+from depth_anything_ros.geometry.calibration import calibration_intrinsics
+from depth_anything_ros.geometry.intrinsics import Intrinsics
+from depth_anything_ros.pipeline.image_input import (_encoded_size, check_compressed_header,
+                                                     compressed_to_array, IMAGE_REJECTIONS,
+                                                     image_to_array, ImageDecodeError,
+                                                     REJECT_COMPRESSED, REJECT_DATA_LENGTH,
+                                                     REJECT_ENCODING, REJECT_MAX_PIXELS,
+                                                     REJECT_SIZE, REJECT_STEP, SUPPORTED_ENCODINGS)
+from depth_anything_ros.ros.cloud_msg import CloudBuilder, RGB_OFFSET
+from depth_anything_ros.ros.codec import camera_info_to_calibration, intrinsics_to_camera_info
 
 HEADER = Header(frame_id="camera_optical")
 BYTES_PER_PIXEL = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 2,
@@ -33,10 +35,15 @@ BYTES_PER_PIXEL = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mo
 PACKED_422 = {"yuv422", "uyvy", "yuv422_yuy2", "yuyv"}
 
 
+def camera_info_to_intrinsics(msg):
+    """Return what the node derives from a CameraInfo message: its calibration's intrinsics."""
+    return calibration_intrinsics(camera_info_to_calibration(msg))
+
+
 # --- raw images: the rejection category is the first rule broken ------------------------
 
 def expected_rejection(msg: Image, max_pixels: int) -> str | None:
-    """The documented order of checks, written out independently of ros_codec."""
+    """Apply the documented order of checks, written out independently of image_input."""
     bpp = BYTES_PER_PIXEL.get(msg.encoding)
     if bpp is None:
         return REJECT_ENCODING
@@ -55,13 +62,15 @@ def expected_rejection(msg: Image, max_pixels: int) -> str | None:
 
 @st.composite
 def raw_images(draw):
-    """A well-formed image, then (mostly) one field broken in one of the ways cameras,
-    bridges and bit errors break them."""
+    """Draw a well-formed image, then (mostly) one field broken.
+
+    Fields are broken in one of the ways cameras, bridges and bit errors break them.
+    """
     encoding = draw(st.sampled_from(SUPPORTED_ENCODINGS))
     width, height = draw(st.integers(1, 12)), draw(st.integers(1, 12))
     step = width * BYTES_PER_PIXEL[encoding] + draw(st.integers(0, 4))
-    fields = dict(encoding=encoding, width=width, height=height, step=step,
-                  is_bigendian=draw(st.booleans()))
+    fields = {"encoding": encoding, "width": width, "height": height, "step": step,
+              "is_bigendian": draw(st.booleans())}
     length = height * step
     breakage = draw(st.sampled_from(["none", "encoding", "width", "height", "step", "length",
                                      "huge"]))
@@ -160,8 +169,8 @@ def test_compressed_bytes_decode_or_raise_a_classified_error(data, max_pixels):
 
 # --- CameraInfo -----------------------------------------------------------------------
 
-ANY_FLOAT = st.one_of(st.floats(-2000.0, 2000.0), st.sampled_from([0.0, math.nan, math.inf,
-                                                                    -math.inf, 1e-300, 1e300]))
+ANY_FLOAT = st.one_of(st.floats(-2000.0, 2000.0),
+                      st.sampled_from([0.0, math.nan, math.inf, -math.inf, 1e-300, 1e300]))
 
 
 @st.composite
@@ -194,7 +203,8 @@ def test_camera_info_gives_usable_intrinsics_or_a_value_error(info):
     assert math.isfinite(intr.cx) and math.isfinite(intr.cy)
     assert intr.width >= 1 and intr.height >= 1
     # What the node republishes describes the same camera.
-    again = camera_info_to_intrinsics(intrinsics_to_camera_info(intr, HEADER, info))
+    again = camera_info_to_intrinsics(
+        intrinsics_to_camera_info(intr, HEADER, camera_info_to_calibration(info)))
     assert again == intr
 
 
@@ -212,8 +222,7 @@ def test_clouds_carry_every_point_and_colour_bit_exactly(points, coloured, data)
     msg = deserialize_message(serialize_message(builder.build(points, HEADER, colors)),
                               PointCloud2)
     height, width = points.shape[:2]
-    assert (msg.height, msg.width, msg.is_dense, msg.is_bigendian) == (height, width, False,
-                                                                        False)
+    assert (msg.height, msg.width, msg.is_dense, msg.is_bigendian) == (height, width, False, False)
     assert msg.row_step == width * msg.point_step
     raw = np.frombuffer(bytes(msg.data), np.uint8).reshape(height, width, msg.point_step)
     offsets = {f.name: f.offset for f in msg.fields}

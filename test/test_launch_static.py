@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import ast
 import glob
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
+import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
 
-from depth_anything_ros import node as depth_node
-from depth_anything_ros.node_params import defaults
+from depth_anything_ros.pipeline.parameters import defaults
+from depth_anything_ros.ros import node as depth_node
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / "launch" / "depth.launch.py"
@@ -37,8 +37,11 @@ class Config:
 
 
 class Evaluator:
-    """Evaluates the literal subset of a module: constants, module-level names,
-    lists/dicts, f-strings, and a few launch substitutions as plain markers."""
+    """Evaluates the literal subset of a module.
+
+    Constants, module-level names, lists/dicts, f-strings, and a few launch substitutions as
+    plain markers.
+    """
 
     def __init__(self, tree: ast.Module) -> None:
         self.names: dict[str, Any] = {}
@@ -102,7 +105,7 @@ def launch_tree() -> ast.Module:
 
 @pytest.fixture(scope="module")
 def launch_scope(launch_tree: ast.Module) -> tuple[Evaluator, dict[str, Any]]:
-    """Evaluator plus the local names assigned inside generate_launch_description."""
+    """Return the Evaluator plus the local names assigned inside generate_launch_description."""
     evaluate = Evaluator(launch_tree)
     func = next(n for n in launch_tree.body
                 if isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description")
@@ -153,7 +156,7 @@ def _data_files(setup_py) -> dict[str, list[str]]:
         return sorted(str(Path(f).relative_to(ROOT)) for f in glob.glob(str(ROOT / pattern)))
 
     data_files = _kwarg(_calls(tree, "setup")[0], "data_files", evaluate, {"glob": repo_glob})
-    return {dest: files for dest, files in data_files}
+    return dict(data_files)
 
 
 def test_launch_file_compiles_and_defines_its_entry_point(launch_tree):
@@ -167,7 +170,7 @@ def test_node_executable_is_the_console_script_of_node_main(launch_tree, launch_
     depth = nodes["depth_anything_node"]
     package_name = ET.parse(ROOT / "package.xml").getroot().findtext("name")
     assert depth["package"] == package_name == setup_py[0].names["PACKAGE"]
-    assert _console_scripts(setup_py)[depth["executable"]] == "depth_anything_ros.node:main"
+    assert _console_scripts(setup_py)[depth["executable"]] == "depth_anything_ros.ros.node:main"
     assert callable(depth_node.main)
     assert depth["name"] == depth_node.NODE_NAME
     assert depth["namespace"] == Config("namespace")
@@ -188,8 +191,8 @@ def test_installed_files_the_launch_file_refers_to_exist(launch_tree, launch_sco
 
 def test_parameters_and_remappings_match_the_node(launch_tree, launch_scope):
     args = _declared_arguments(launch_tree, launch_scope)
-    required = {"image_topic", "camera_info_topic", "model_path", "device", "params_file",
-                "namespace", "use_rviz"}
+    required = {"image_topic", "camera_info_topic", "model_path", "device", "autostart",
+                "params_file", "namespace", "use_rviz"}
     assert required <= set(args)
     depth = _node_calls(launch_tree, launch_scope)["depth_anything_node"]
     params_file, overrides = depth["parameters"]
@@ -197,8 +200,9 @@ def test_parameters_and_remappings_match_the_node(launch_tree, launch_scope):
     # Launch-argument defaults must not change the node's own defaults.
     for name, value in overrides.items():
         assert value == Config(name)
-        assert args[name] == defaults()[name]
-    remapped = dict((src, dst) for src, dst in depth["remappings"])
+        default = defaults()[name]  # launch arguments are text: true/false for booleans
+        assert args[name] == (str(default).lower() if isinstance(default, bool) else default)
+    remapped = dict(depth["remappings"])
     assert set(remapped) == {depth_node.TOPIC_IMAGE, depth_node.TOPIC_COMPRESSED,
                              depth_node.TOPIC_CAMERA_INFO}
     assert remapped[depth_node.TOPIC_IMAGE] == Config("image_topic")

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from depth_anything_ros.metadata import ModelMetadata
-from depth_anything_ros.model.checkpoint import (CheckpointError, build_model, load_strict,
-                                                 read_state_dict)
-from depth_anything_ros.model.network import DepthAnythingV2
+from depth_anything_ros.export.checkpoint import (build_model, CheckpointError, load_strict,
+                                                  read_state_dict)
+from depth_anything_ros.export.network import DepthAnythingV2
+from depth_anything_ros.inference.metadata import ModelMetadata
 from scenes import scene
 
 
@@ -94,7 +94,7 @@ def test_metric_head_is_sigmoid_times_max_depth(export_ir, synthetic_checkpoint)
     xml = export_ir(size, "fp32", max_depth=20.0)
     assert _relative_error(_ir_output(xml, net_input), met.numpy()) <= 1e-3
     import openvino as ov
-    from depth_anything_ros.engine import read_metadata
+    from depth_anything_ros.inference.engine import read_metadata
     meta = read_metadata(ov.Core().read_model(str(xml)), xml)
     assert (meta.depth_type, meta.max_depth, meta.input_height, meta.input_width) == \
         ("metric", 20.0, 140, 182)
@@ -109,7 +109,7 @@ def test_int8_is_half_of_fp16_and_runs(export_ir, tmp_path_factory):
     fp16 = export_ir(size, "fp16")
     fp32 = export_ir(size, "fp32")
     ratio = int8.with_suffix(".bin").stat().st_size / fp16.with_suffix(".bin").stat().st_size
-    from depth_anything_ros.preprocess import reference_tensor
+    from depth_anything_ros.inference.preprocess import reference_tensor
     held_out = reference_tensor(scene(100), *size)
     ref, out = _ir_output(fp32, held_out), _ir_output(int8, held_out)
     median = float(np.median(np.abs(out - ref) / np.maximum(np.abs(ref), 1e-6)))
@@ -120,7 +120,7 @@ def test_int8_is_half_of_fp16_and_runs(export_ir, tmp_path_factory):
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, "-m", "depth_anything_ros.model.cli", *args],
+    return subprocess.run([sys.executable, "-m", "depth_anything_ros.export.cli", *args],
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -154,7 +154,7 @@ def test_cli_exports_verified_ir_from_camera_size(tmp_path, synthetic_checkpoint
     assert "verify: max error" in result.stdout
     assert out.with_suffix(".onnx").is_file()
     import openvino as ov
-    from depth_anything_ros.engine import read_metadata
+    from depth_anything_ros.inference.engine import read_metadata
     meta: ModelMetadata = read_metadata(ov.Core().read_model(str(out)), out)
     assert (meta.input_height, meta.input_width, meta.max_depth) == (518, 686, 80.0)
     assert meta.checkpoint_name == synthetic_checkpoint.name and len(meta.checkpoint_sha256) == 64
@@ -162,7 +162,7 @@ def test_cli_exports_verified_ir_from_camera_size(tmp_path, synthetic_checkpoint
 
 def test_transformers_format_maps_to_official_keys():
     transformers = pytest.importorskip("transformers")
-    from depth_anything_ros.model.hf_format import to_official
+    from depth_anything_ros.export.hf_format import to_official
     backbone = transformers.Dinov2Config(
         hidden_size=384, num_hidden_layers=12, num_attention_heads=6, image_size=518,
         patch_size=14, out_indices=[3, 6, 9, 12], apply_layernorm=True,

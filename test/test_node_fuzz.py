@@ -25,30 +25,32 @@ corrupt sent == rejected compressed_corrupt + dropped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import random
 import re
 import signal
 import time
-from dataclasses import dataclass, field
 
+from builtin_interfaces.msg import Time
 import cv2
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
-from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from depth_anything_ros import diagnostics as diag
-from depth_anything_ros.camera_info_ring import calibration_fits
-from depth_anything_ros.geometry import Intrinsics
-from depth_anything_ros.node import (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
-                                     REJECT_STAMP_BACKWARDS, REJECTION_KINDS, WARN_THROTTLE_S)
-from depth_anything_ros.ros_codec import (REJECT_COMPRESSED, REJECT_DATA_LENGTH, REJECT_ENCODING,
-                                          REJECT_MAX_PIXELS, REJECT_SIZE, REJECT_STEP,
-                                          ImageDecodeError, check_compressed_header,
-                                          compressed_to_array, image_to_array)
-from depth_anything_ros.stamp_order import RESTART_AFTER_S
+from depth_anything_ros.geometry.calibration import calibration_fits
+from depth_anything_ros.geometry.intrinsics import Intrinsics
+from depth_anything_ros.pipeline.camera import (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
+                                                REJECT_STAMP_BACKWARDS, REJECTION_KINDS)
+from depth_anything_ros.pipeline.image_input import (check_compressed_header, compressed_to_array,
+                                                     image_to_array, ImageDecodeError,
+                                                     REJECT_COMPRESSED, REJECT_DATA_LENGTH,
+                                                     REJECT_ENCODING, REJECT_MAX_PIXELS,
+                                                     REJECT_SIZE, REJECT_STEP)
+from depth_anything_ros.pipeline.stamp_order import RESTART_AFTER_S
+from depth_anything_ros.ros import diagnostics as diag
+from depth_anything_ros.ros.node import WARN_THROTTLE_S
 from ros_harness import Client, NodeProcess, private_domain_id, stamp_key, start_node
 
 SEED = 20240611
@@ -96,8 +98,10 @@ class Expected:
 
 
 class Generator:
-    """Seeded messages of each kind, each checked against the codec before it is sent
-    so a generator slip cannot masquerade as a node bug."""
+    """Seeded messages of each kind, each checked against the codec before it is sent.
+
+    That way a generator slip cannot masquerade as a node bug.
+    """
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
@@ -150,9 +154,11 @@ class Generator:
         return msg, kind
 
     def camera_info(self, width: int, height: int) -> tuple[CameraInfo, tuple[float, ...], bool]:
-        """A valid CameraInfo for a ``width`` x ``height`` image: its own size, a scaled
-        one, or (counted, fallback used) another shape. Returns it, the K the node must
-        republish, and whether it is a size mismatch."""
+        """Return a valid CameraInfo for a ``width`` x ``height`` image.
+
+        The CameraInfo is of its own size, a scaled one, or (counted, fallback used) another
+        shape. Returns it, the K the node must republish, and whether it is a size mismatch.
+        """
         base = BASE[(width, height)]
         choice = self.rng.choice(["same", "same", "scaled", "scaled", "mismatch"])
         if choice == "mismatch":
@@ -282,8 +288,10 @@ class Target:
 
 def send_calibrations(target: Target, gen: Generator, width: int, height: int,
                       stamp: int) -> tuple[tuple[float, ...], bool]:
-    """The frame's CameraInfo, first in its batch so it is taken before its image, then
-    a few invalid ones; returns the valid one's K and whether its size mismatches."""
+    """Send the frame's CameraInfo, first in its batch so it is taken before its image.
+
+    Then send a few invalid ones; returns the valid one's K and whether its size mismatches.
+    """
     info, k, mismatch = gen.camera_info(width, height)
     target.send_info(info, stamp)
     for _ in range(gen.rng.randrange(0, INFOS_PER_BATCH)):
@@ -389,6 +397,7 @@ class Counters:
 
 
 class Diagnostics:
+
     def __init__(self, client: Client) -> None:
         self.client = client
         self.latest: dict[str, DiagnosticStatus] = {}
@@ -403,7 +412,7 @@ class Diagnostics:
         return None if status is None else Counters.of(status)
 
     def wait(self, namespace: str, done, timeout_s: float = 20.0) -> Counters:
-        """The first report after now for which ``done(counters)`` holds."""
+        """Return the first report after now for which ``done(counters)`` holds."""
         self.latest.pop(f"{namespace.strip('/')}/depth_anything: depth estimation", None)
 
         def ready() -> bool:
@@ -434,9 +443,11 @@ def fuzz_nodes(ros_workspace, tmp_path_factory, small_metric_ir):
 
 
 def warm_up(target: Target, diagnostics: Diagnostics, make_valid) -> Counters:
-    """Send unstamped valid frames until one comes back on every output (all of the
-    node's publishers matched ours), then wait for the node to go idle; the counters
-    then are the baseline the fuzz is measured from."""
+    """Send unstamped valid frames until one comes back on every output.
+
+    All of the node's publishers have then matched ours. Then wait for the node to go idle;
+    the counters then are the baseline the fuzz is measured from.
+    """
     client = target.client
     assert client.spin_until(lambda: target.image_pub.get_subscription_count() > 0
                              and target.info_pub.get_subscription_count() > 0,

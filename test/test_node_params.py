@@ -1,5 +1,8 @@
-"""Node parameters on real rclpy nodes: declared with descriptors, start values validated,
-runtime changes validated with a reason, config/depth.yaml in step with the declarations."""
+"""Node parameters on real rclpy nodes.
+
+Declared with descriptors, start values validated, runtime changes validated with a reason,
+config/depth.yaml in step with the declarations.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +10,27 @@ import math
 from pathlib import Path
 
 import pytest
-import rclpy
-import yaml
 from rcl_interfaces.msg import ParameterType
+import rclpy
 from rclpy.context import Context
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+import yaml
 
-from depth_anything_ros import node_params
-from depth_anything_ros.engine import ModelLoadError
-from depth_anything_ros.node import NODE_NAME, DepthNode
-from depth_anything_ros.node_params import (FIELDS, NodeParams, ParameterError, ParameterStore,
-                                            defaults, effective_model_path)
+from depth_anything_ros.pipeline.parameters import (defaults, FIELDS, NodeParams, ParameterError,
+                                                    problems)
+from depth_anything_ros.ros.node import DepthNode, NODE_NAME
+from depth_anything_ros.ros.parameters import (effective_model_path, PACKAGE, ParameterStore,
+                                               RELOAD_NOTE)
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Parameters whose change needs a new engine, subscription or timer.
-READ_ONLY = {"model_path", "device", "performance_hint", "inference_precision", "cache_dir",
-             "num_streams", "num_threads", "inference_workers", "allow_cpu_fallback",
-             "input_transport", "input_qos", "input_queue_depth", "output_qos",
-             "diagnostics_period"}
+# Parameters whose change needs a new engine, subscription or timer: applied at configure.
+RELOAD = {"autostart", "model_path", "device", "performance_hint", "inference_precision",
+          "cache_dir", "num_streams", "num_threads", "inference_workers", "allow_cpu_fallback",
+          "input_transport", "input_qos", "input_queue_depth", "output_qos",
+          "diagnostics_period"}
 
 
 @pytest.fixture
@@ -75,7 +79,7 @@ def test_yaml_applies_to_the_node_in_any_namespace(tmp_path):
 
 
 def test_defaults_pass_validation():
-    assert node_params.problems(NodeParams()) == []
+    assert problems(NodeParams()) == []
 
 
 def test_every_parameter_is_declared_with_a_descriptor(context):
@@ -86,7 +90,8 @@ def test_every_parameter_is_declared_with_a_descriptor(context):
             assert node.get_parameter(name).value == value
             desc = node.describe_parameter(name)
             assert len(desc.description) > 20, name
-            assert desc.read_only == (name in READ_ONLY), name
+            assert not desc.read_only, name  # changeable while unconfigured
+            assert desc.description.endswith(RELOAD_NOTE) == (name in RELOAD), name
             if desc.type == ParameterType.PARAMETER_INTEGER:
                 assert len(desc.integer_range) == 1, name
                 rng = desc.integer_range[0]
@@ -135,7 +140,7 @@ def test_valid_overrides_reach_the_snapshot(context):
     ({"cloud_min_range": 30.0}, "cloud_max_range", "exceed"),
 ])
 def test_invalid_start_values_raise_one_error_naming_the_parameter(context, overrides, name,
-                                                                    words):
+                                                                   words):
     with pytest.raises(ParameterError) as caught:
         make_node(context, **overrides)
     assert caught.value.name == name
@@ -199,10 +204,10 @@ def test_empty_model_path_means_the_installed_models_folder(tmp_path, monkeypatc
     # A real ament prefix layout, as colcon installs the package.
     marker = tmp_path / "share" / "ament_index" / "resource_index" / "packages"
     marker.mkdir(parents=True)
-    (marker / node_params.PACKAGE).touch()
-    (tmp_path / "share" / node_params.PACKAGE).mkdir()
+    (marker / PACKAGE).touch()
+    (tmp_path / "share" / PACKAGE).mkdir()
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
-    assert effective_model_path("") == str(tmp_path / "share" / node_params.PACKAGE / "models")
+    assert effective_model_path("") == str(tmp_path / "share" / PACKAGE / "models")
 
 
 def test_depth_node_rejects_bad_parameters_before_loading_a_model(context):
@@ -211,10 +216,13 @@ def test_depth_node_rejects_bad_parameters_before_loading_a_model(context):
             Parameter("model_path", value="/nonexistent/model.xml"),
             Parameter("cloud_stride", value=99)])
     assert caught.value.name == "cloud_stride"
-    with pytest.raises(ModelLoadError) as missing:
-        DepthNode(context=context, parameter_overrides=[
-            Parameter("model_path", value="/nonexistent/model.xml")])
-    assert "/nonexistent/model.xml" in str(missing.value)
+    node = DepthNode(context=context, parameter_overrides=[
+        Parameter("model_path", value="/nonexistent/model.xml")])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "/nonexistent/model.xml" in node.configure_error
+    finally:
+        node.destroy_node()
 
 
 def test_depth_node_validates_runtime_changes(context, small_metric_ir):
@@ -223,6 +231,7 @@ def test_depth_node_validates_runtime_changes(context, small_metric_ir):
         Parameter("cache_dir", value="none"),
         Parameter("relative_scale", value=2.0)])
     try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert math.isclose(node.get_parameter("relative_scale").value, 2.0)
         [result] = _set(node, cloud_stride=0)
         assert not result.successful and "cloud_stride" in result.reason
@@ -239,15 +248,18 @@ def test_fields_table_covers_the_parameters_named_in_the_docs():
     assert set(FIELDS) == {
         "model_path", "device", "performance_hint", "inference_precision", "cache_dir",
         "num_streams", "num_threads", "inference_workers", "allow_cpu_fallback",
-        "input_transport", "input_qos", "input_queue_depth", "output_qos", "output_resolution", "colormap", "colorize_min_depth",
+        "input_transport", "input_qos", "input_queue_depth", "output_qos", "output_resolution",
+        "colormap", "colorize_min_depth",
         "colorize_max_depth", "cloud_stride", "cloud_min_range", "cloud_max_range",
         "cloud_color", "relative_scale", "relative_shift", "fallback_hfov_deg", "max_pixels",
-        "diagnostics_period"}
+        "autostart", "diagnostics_period"}
 
 
 def test_readme_parameter_table_matches_the_declarations():
-    """README's table is written from these fields; a changed default or description
-    there would mislead users more than a missing one."""
+    """The README's table is written from these fields.
+
+    A changed default or description there would mislead users more than a missing one.
+    """
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("\n## Parameters\n", 1)[1].split("\n## ", 1)[0]
     rows = {line.split("|")[1].strip(" `"): line for line in section.splitlines()

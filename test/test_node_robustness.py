@@ -1,5 +1,7 @@
-"""The installed node under faults: start-up errors, refused parameter updates, signals
-under full load, and two instances side by side.
+"""The installed node under faults.
+
+Start-up errors, refused parameter updates, signals under full load, and two instances side
+by side.
 
 Every start-up fault must end the process with exit code 1 and exactly one line saying
 what to fix, never a traceback. The fault processes are all started at once (each is
@@ -8,20 +10,19 @@ mostly Python start-up) and then checked one by one.
 
 from __future__ import annotations
 
+from pathlib import Path
 import signal
 import time
-from pathlib import Path
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from depth_anything_ros.engine import DepthEngine, EngineConfig
-from ros_harness import (Client, NodeProcess, image_array, private_domain_id, stamp_key,
-                         start_node)
+from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
+from ros_harness import Client, image_array, NodeProcess, private_domain_id, stamp_key, start_node
 
 LEFT, RIGHT = "/robust_left", "/robust_right"
 NODE = "depth_anything"
@@ -192,8 +193,10 @@ class Camera:
 
 
 class Outputs:
-    """Counts every output of one namespace and keeps only the newest depth image, so
-    a long run at full resolution does not pile up clouds in the test process."""
+    """Counts every output of one namespace and keeps only the newest depth image.
+
+    That way a long run at full resolution does not pile up clouds in the test process.
+    """
 
     def __init__(self, client: Client, namespace: str) -> None:
         self.count = {topic: 0 for topic, _ in OUTPUTS}
@@ -218,8 +221,11 @@ class Outputs:
 
 @pytest.fixture(scope="module")
 def side_by_side(ros_workspace, tmp_path_factory, small_metric_ir):
-    """Two instances of the same node on two cameras; the left one asked for a device
-    that is absent, with allow_cpu_fallback, so it also shows the fallback."""
+    """Two instances of the same node on two cameras.
+
+    The left one asked for a device that is absent, with allow_cpu_fallback, so it also
+    shows the fallback.
+    """
     left = _start(ros_workspace, tmp_path_factory.mktemp("left"), [
         "-r", f"__ns:={LEFT}", "-p", f"model_path:={small_metric_ir}",
         "-p", "device:=FPGA", "-p", "allow_cpu_fallback:=true"])
@@ -302,8 +308,10 @@ def test_invalid_parameter_updates_are_refused_with_the_reason(side_by_side):
 
 def _stop_under_load(proc: NodeProcess, client: Client, cameras: list[Camera],
                      outputs: list[Outputs], sig: int) -> float:
-    """Run every camera at 30 Hz with all outputs subscribed until frames flow, send
-    ``sig`` while the load goes on, and return how long the node took to exit."""
+    """Run every camera at 30 Hz with all outputs subscribed until frames flow.
+
+    Send ``sig`` while the load goes on, and return how long the node took to exit.
+    """
     def tick() -> None:
         for camera in cameras:
             camera.publish()

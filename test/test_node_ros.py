@@ -10,19 +10,19 @@ colours, diagnostics, relative-model behaviour, runtime parameters and clean exi
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
+import signal
 
 import cv2
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from depth_anything_ros import diagnostics as diag
-from depth_anything_ros.engine import DepthEngine, EngineConfig
-from depth_anything_ros.geometry import Intrinsics
-from ros_harness import (Client, NodeProcess, cloud_arrays, image_array, private_domain_id,
+from depth_anything_ros.geometry.intrinsics import Intrinsics
+from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
+from depth_anything_ros.ros import diagnostics as diag
+from ros_harness import (Client, cloud_arrays, image_array, NodeProcess, private_domain_id,
                          stamp_key, start_node)
 
 HEIGHT, WIDTH = 60, 80
@@ -39,8 +39,10 @@ RTOL = 1e-5
 
 
 def scene() -> np.ndarray:
-    """Random colours (every pixel different enough to catch an off-by-one in the cloud)
-    over a left-right gradient, so the depth output is not constant."""
+    """Random colours over a left-right gradient, so the depth output is not constant.
+
+    Every pixel is different enough to catch an off-by-one in the cloud.
+    """
     rng = np.random.default_rng(7)
     image = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
     image[..., 1] = np.linspace(0, 255, WIDTH, dtype=np.uint8)[None, :]
@@ -89,7 +91,7 @@ class Camera:
 
 
 def complete_stamp(client: Client, topics: list[str], sent: list[tuple[int, int]]):
-    """The newest stamp we sent that has arrived on every topic, else None."""
+    """Return the newest stamp we sent that has arrived on every topic, else None."""
     for key in reversed(sent):
         if all(key in client.received.get(t, {}) for t in topics):
             return key
@@ -123,7 +125,7 @@ def status_values(status: DiagnosticStatus) -> dict[str, str]:
 
 def expected_points(depth: np.ndarray, intr: Intrinsics, stride: int, min_range: float,
                     max_range: float) -> np.ndarray:
-    """depth * ((u - cx)/fx, (v - cy)/fy, 1) at every stride-th pixel; NaN out of range."""
+    """Return depth * ((u - cx)/fx, (v - cy)/fy, 1) at every stride-th pixel; NaN out of range."""
     vs, us = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride].astype(np.float64)
     z = depth[::stride, ::stride].astype(np.float64)
     points = np.stack([z * (us - intr.cx) / intr.fx, z * (vs - intr.cy) / intr.fy, z], -1)
@@ -199,8 +201,10 @@ METRIC_TOPICS = [f"{METRIC_NS}/depth/{t}" for t in ("image", "camera_info", "col
 
 
 def test_node_uses_its_dds_profile_and_default_peers_still_receive(metric_node, client):
-    """The node sends through its own 32 MiB shared-memory segment (dds_profile.py); this
-    test process keeps Fast DDS's defaults, as a user's rviz2 or Nav2 would."""
+    """The node sends through its own 32 MiB shared-memory segment (dds_profile.py).
+
+    This test process keeps Fast DDS's defaults, as a user's rviz2 or Nav2 would.
+    """
     camera = Camera(client, METRIC_NS)
     wait_for_outputs(client, camera, METRIC_TOPICS)
     assert "Fast DDS: using" in metric_node.output()
@@ -266,6 +270,7 @@ def test_runtime_parameters_rescale_outputs_and_cut_the_cloud(metric_node, clien
         net_h, net_w = network_size
         camera.sent.clear()
         # Frames sent before the change may still be in flight: wait for a network-sized one.
+
         def network_sized() -> bool:
             key = complete_stamp(client, METRIC_TOPICS, camera.sent)
             return key is not None and client.received[METRIC_TOPICS[0]][key].width == net_w

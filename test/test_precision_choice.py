@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from depth_anything_ros.precision_choice import choose, cpu_flags, preference
+from depth_anything_ros.inference.precision_choice import choose, cpu_flags, preference
 
 AVX512_VNNI = frozenset({"avx512f", "avx512_vnni", "avx512_bf16"})
 AMX = AVX512_VNNI | {"amx_bf16", "amx_int8", "amx_tile"}

@@ -4,24 +4,31 @@ import array
 import math
 
 import cv2
-import numpy as np
-import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+import numpy as np
+import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from depth_anything_ros.geometry import Intrinsics
-from depth_anything_ros.ros_codec import (SUPPORTED_ENCODINGS, ImageDecodeError, array_to_image,
-                                          camera_info_to_intrinsics, compressed_to_array,
-                                          fill_data, image_to_array, intrinsics_to_camera_info)
+from depth_anything_ros.geometry.calibration import calibration_intrinsics
+from depth_anything_ros.geometry.intrinsics import Intrinsics
+from depth_anything_ros.pipeline.image_input import (compressed_to_array, image_to_array,
+                                                     ImageDecodeError, SUPPORTED_ENCODINGS)
+from depth_anything_ros.ros.codec import (array_to_image, camera_info_to_calibration, fill_data,
+                                          intrinsics_to_camera_info)
 
 RNG = np.random.default_rng(7)
 RGB = RNG.integers(0, 256, (6, 10, 3), dtype=np.uint8)
 HEADER = Header(frame_id="camera_optical")
 HEADER.stamp.sec = 12
 HEADER.stamp.nanosec = 345
+
+
+def camera_info_to_intrinsics(msg):
+    """Return what the node derives from a CameraInfo message: its calibration's intrinsics."""
+    return calibration_intrinsics(camera_info_to_calibration(msg))
 
 
 def make_image(encoding, rows, padding=0, is_bigendian=False):
@@ -280,7 +287,8 @@ def test_camera_info_binning_and_roi():
 def test_intrinsics_to_camera_info_same_camera_keeps_distortion():
     template = camera_info()
     header = Header(frame_id="depth")
-    info = intrinsics_to_camera_info(camera_info_to_intrinsics(template), header, template)
+    info = intrinsics_to_camera_info(camera_info_to_intrinsics(template), header,
+                                     camera_info_to_calibration(template))
     assert info.header is header
     assert (info.width, info.height) == (640, 480)
     assert list(info.k) == list(template.k)
@@ -289,7 +297,7 @@ def test_intrinsics_to_camera_info_same_camera_keeps_distortion():
     assert list(info.r) == list(template.r)
     # Rescaled from that calibration: distortion acts on normalised coordinates, so it stays.
     half = camera_info_to_intrinsics(template).scaled(320, 240)
-    info = intrinsics_to_camera_info(half, header, template)
+    info = intrinsics_to_camera_info(half, header, camera_info_to_calibration(template))
     assert (info.width, info.height) == (320, 240)
     assert list(info.k) == pytest.approx([262.5, 0.0, 159.5, 0.0, 263.0, 119.5, 0.0, 0.0, 1.0])
     assert list(info.d) == list(template.d)
@@ -298,7 +306,8 @@ def test_intrinsics_to_camera_info_same_camera_keeps_distortion():
 @pytest.mark.parametrize("template", [None, camera_info(), camera_info(k=[0.0] * 9)])
 def test_intrinsics_to_camera_info_other_camera_has_zero_distortion(template):
     fallback = Intrinsics.from_fov(640, 480, 70.0)
-    info = intrinsics_to_camera_info(fallback, HEADER, template)
+    info = intrinsics_to_camera_info(
+        fallback, HEADER, None if template is None else camera_info_to_calibration(template))
     assert info.distortion_model == "plumb_bob" and list(info.d) == [0.0] * 5
     assert list(info.r) == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     assert camera_info_to_intrinsics(info) == fallback

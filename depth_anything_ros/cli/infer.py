@@ -1,0 +1,125 @@
+"""``depth_anything_infer``: the engine on one image file, no ROS needed.
+
+For trying a model before wiring a robot, and for scripting: same engine, geometry and
+colour code as the node, so what it writes is what the node would publish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+import sys
+
+import cv2
+import numpy as np
+
+from depth_anything_ros.cli.errors import run_reporting_errors
+from depth_anything_ros.geometry.calibration import CameraCalibration
+from depth_anything_ros.geometry.colorize import COLORMAPS
+from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
+from depth_anything_ros.pipeline.camera import CameraPipeline, Wanted
+from depth_anything_ros.pipeline.image_input import DecodedImage
+from depth_anything_ros.pipeline.parameters import NodeParams
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="depth_anything_infer",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="IR (.xml) made by depth_anything_export")
+    parser.add_argument("--image", required=True, type=Path, help="input image (any OpenCV format)")
+    parser.add_argument("--output", type=Path, help="colorized depth image (e.g. depth.png)")
+    parser.add_argument("--depth-npy", type=Path,
+                        help="float32 depth at the image's resolution (metres, or relative "
+                             "inverse depth for relative models)")
+    parser.add_argument("--ply", type=Path, help="point cloud (metric models), needs "
+                                                 "--fov or --fx/--fy/--cx/--cy")
+    parser.add_argument("--fov", type=float, help="horizontal field of view, degrees")
+    for name in ("fx", "fy", "cx", "cy"):
+        parser.add_argument(f"--{name}", type=float)
+    parser.add_argument("--colormap", choices=COLORMAPS, default="turbo")
+    parser.add_argument("--range", type=float, nargs=2, metavar=("MIN", "MAX"),
+                        help="colour range (default: 2nd-98th percentile of the image)")
+    parser.add_argument("--device", default="CPU")
+    parser.add_argument("--inference-precision", default="", choices=("", "f32", "bf16", "f16"))
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace, pipeline: CameraPipeline,
+                       width: int, height: int) -> NodeParams:
+    """Return the node's parameters for this one image, and give its calibration to the pipeline.
+
+    That way the CLI computes what the node would. The cloud keeps every valid point (no
+    range limits): a file is for looking at, not a costmap.
+    """
+    explicit = [getattr(args, n) for n in ("fx", "fy", "cx", "cy")]
+    if all(v is not None for v in explicit):
+        fx, fy, cx, cy = explicit
+        note = pipeline.add_calibration(
+            CameraCalibration(width, height, k=(fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0)), 0)
+        if note is not None:
+            raise ValueError(note.text)
+    elif args.ply and args.fov is None:
+        raise ValueError("--ply needs --fov DEG or all of --fx --fy --cx --cy")
+    return NodeParams(colormap=args.colormap, cloud_min_range=0.0, cloud_max_range=1000.0,
+                      fallback_hfov_deg=args.fov if args.fov is not None else 60.0)
+
+
+def write_ply(path: Path, points: np.ndarray, bgr: np.ndarray) -> int:
+    valid = np.isfinite(points[..., 2])
+    xyz = points[valid].astype("<f4")
+    rgb = bgr[valid][:, ::-1]
+    vertex = np.empty(len(xyz), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
+                                       ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    for i, axis in enumerate("xyz"):
+        vertex[axis] = xyz[:, i]
+    for i, channel in enumerate(("red", "green", "blue")):
+        vertex[channel] = rgb[:, i]
+    header = ("ply\nformat binary_little_endian 1.0\n"
+              f"element vertex {len(vertex)}\n"
+              "property float x\nproperty float y\nproperty float z\n"
+              "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n")
+    with open(path, "wb") as handle:
+        handle.write(header.encode("ascii"))
+        handle.write(vertex.tobytes())
+    return len(vertex)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_reporting_errors("depth_anything_infer", run, build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    bgr = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot read image {args.image}")
+    engine = DepthEngine(EngineConfig(args.model, device=args.device,
+                                      inference_precision=args.inference_precision))
+    if args.ply and not engine.metadata.is_metric:
+        raise ValueError("--ply needs a metric model (export with --metric indoor|outdoor)")
+    pipeline = CameraPipeline(engine)
+    height, width = bgr.shape[:2]
+    p = settings_from_args(args, pipeline, width, height)
+    image = DecodedImage(bgr, "bgr")
+    raw = pipeline.infer(image, p)
+    kind = "metres" if engine.metadata.is_metric else "relative inverse depth"
+    print(f"{args.image.name}: {width}x{height}, {kind} in "
+          f"[{np.nanmin(raw):.3f}, {np.nanmax(raw):.3f}]")
+    if args.output and engine.metadata.is_metric:
+        low, high = args.range or np.percentile(raw, [2, 98])
+        p = dataclasses.replace(p, colorize_min_depth=float(low),
+                                colorize_max_depth=max(float(high), float(low) + 1e-3))
+    out = pipeline.finish(raw, image, 0, p, Wanted(depth=False, points=bool(args.ply),
+                                                   colorized=bool(args.output), relative=False))
+    if args.depth_npy:
+        np.save(args.depth_npy, raw)
+    if args.output:
+        cv2.imwrite(str(args.output), out.colorized)
+    if args.ply:
+        count = write_ply(args.ply, out.points, out.colors)
+        print(f"wrote {args.ply} ({count} points)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

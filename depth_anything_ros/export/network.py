@@ -1,0 +1,254 @@
+"""Depth Anything V2 as a torch module whose parameter names are the official checkpoint keys.
+
+Why our own module rather than transformers' ``DepthAnythingForDepthEstimation``:
+- the official ``.pth`` files load as they are (``load_state_dict(strict=True)``), with no
+  key-renaming table (transformers splits ``qkv`` and renumbers the fusion blocks), so a
+  mismatch is reported in the official names users see in their file;
+- the DINOv2 position embedding is computed eagerly for the export size and frozen into the
+  graph as a constant: correct at any multiple-of-14 size, square or not, and no bicubic
+  resize left in the IR (upstream's early return at 518x518 made traces size-locked);
+- no hub access, and no transformers dependency in the export extra.
+The computation follows the upstream reference (``depth_anything_v2/dpt.py``, ``dinov2.py``)
+operation for operation, which the golden-output test in test/test_model_export.py checks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from depth_anything_ros.export.configs import EncoderConfig, ENCODERS
+
+PATCH = 14
+PRETRAINED_GRID = 37          # 518 / 14: the grid the position embedding was trained on
+POS_INTERPOLATE_OFFSET = 0.1  # DINOv2's offset that avoids float rounding in the scale factor
+
+
+class Attention(nn.Module):
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
+        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+
+class Mlp(nn.Module):
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class SwiGLU(nn.Module):
+    """vitg's feed-forward; hidden width rounded as DINOv2 does (2/3 of 4x, multiple of 8)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        hidden = (int(hidden * 2 / 3) + 7) // 8 * 8
+        self.w12 = nn.Linear(dim, 2 * hidden)
+        self.w3 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = self.w12(x).chunk(2, dim=-1)
+        return self.w3(F.silu(x1) * x2)
+
+
+class LayerScale(nn.Module):
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class Block(nn.Module):
+
+    def __init__(self, dim: int, heads: int, swiglu: bool) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.ls1 = LayerScale(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = (SwiGLU if swiglu else Mlp)(dim, 4 * dim)
+        self.ls2 = LayerScale(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.ls1(self.attn(self.norm1(x)))
+        return x + self.ls2(self.mlp(self.norm2(x)))
+
+
+class PatchEmbed(nn.Module):
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, kernel_size=PATCH, stride=PATCH)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class DinoV2(nn.Module):
+    """The ViT encoder; returns normalised patch tokens of the requested blocks."""
+
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        dim = cfg.embed_dim
+        self.patch_embed = PatchEmbed(dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, PRETRAINED_GRID ** 2 + 1, dim))
+        # training-only; kept for strict loading
+        self.mask_token = nn.Parameter(torch.zeros(1, dim))
+        self.blocks = nn.ModuleList(Block(dim, cfg.num_heads, cfg.swiglu) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self._pos_cache: dict[tuple[int, int], torch.Tensor] = {}
+
+    def pos_embed_for(self, grid_h: int, grid_w: int) -> torch.Tensor:
+        """Position embedding for a grid, computed eagerly once per size.
+
+        Cached outside autograd so that a trace sees a constant: the exported graph is
+        exact for its size and carries no interpolation. Same formula as DINOv2 (bicubic,
+        scale factor from the grid plus a 0.1 offset, no antialias).
+        """
+        key = (grid_h, grid_w)
+        if key not in self._pos_cache:
+            with torch.no_grad():
+                self._pos_cache[key] = self._interpolate_pos(grid_h, grid_w).detach().clone()
+        return self._pos_cache[key]
+
+    def _interpolate_pos(self, grid_h: int, grid_w: int) -> torch.Tensor:
+        pos = self.pos_embed.float()
+        if (grid_h, grid_w) == (PRETRAINED_GRID, PRETRAINED_GRID):
+            return pos
+        dim = pos.shape[-1]
+        grid = pos[:, 1:].reshape(1, PRETRAINED_GRID, PRETRAINED_GRID, dim).permute(0, 3, 1, 2)
+        scale = ((grid_h + POS_INTERPOLATE_OFFSET) / PRETRAINED_GRID,
+                 (grid_w + POS_INTERPOLATE_OFFSET) / PRETRAINED_GRID)
+        grid = F.interpolate(grid, scale_factor=scale, mode="bicubic", antialias=False)
+        if grid.shape[-2:] != (grid_h, grid_w):
+            raise RuntimeError(f"position grid {tuple(grid.shape[-2:])} != {(grid_h, grid_w)}")
+        grid = grid.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, dim)
+        return torch.cat((pos[:, :1], grid), dim=1)
+
+    def intermediate_tokens(self, x: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
+        grid_h, grid_w = x.shape[-2] // PATCH, x.shape[-1] // PATCH
+        tokens = self.patch_embed(x)
+        tokens = torch.cat((self.cls_token.expand(tokens.shape[0], -1, -1), tokens), dim=1)
+        tokens = tokens + self.pos_embed_for(int(grid_h), int(grid_w)).to(tokens.dtype)
+        outputs = []
+        for index, block in enumerate(self.blocks):
+            tokens = block(tokens)
+            if index in layers:
+                outputs.append(self.norm(tokens)[:, 1:])
+        return outputs
+
+
+class ResidualConvUnit(nn.Module):
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
+        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.relu(self.conv1(F.relu(x)))) + x
+
+
+class FusionBlock(nn.Module):
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.out_conv = nn.Conv2d(features, features, 1)
+        self.resConfUnit1 = ResidualConvUnit(features)  # noqa: N815 (official key name)
+        self.resConfUnit2 = ResidualConvUnit(features)  # noqa: N815
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        if skip is not None:
+            x = x + self.resConfUnit1(skip)
+        x = self.resConfUnit2(x)
+        if size is None:
+            size = (x.shape[-2] * 2, x.shape[-1] * 2)
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+        return self.out_conv(x)
+
+
+class Scratch(nn.Module):
+
+    def __init__(self, out_channels: tuple[int, ...], features: int, metric: bool) -> None:
+        super().__init__()
+        for i, channels in enumerate(out_channels, start=1):
+            setattr(self, f"layer{i}_rn", nn.Conv2d(channels, features, 3, padding=1, bias=False))
+        for i in range(1, 5):
+            setattr(self, f"refinenet{i}", FusionBlock(features))
+        self.output_conv1 = nn.Conv2d(features, features // 2, 3, padding=1)
+        self.output_conv2 = nn.Sequential(
+            nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 1, 1), nn.Sigmoid() if metric else nn.ReLU(), nn.Identity())
+
+
+class DPTHead(nn.Module):
+
+    def __init__(self, cfg: EncoderConfig, metric: bool) -> None:
+        super().__init__()
+        c = cfg.out_channels
+        self.projects = nn.ModuleList(nn.Conv2d(cfg.embed_dim, ch, 1) for ch in c)
+        self.resize_layers = nn.ModuleList([
+            nn.ConvTranspose2d(c[0], c[0], 4, stride=4),
+            nn.ConvTranspose2d(c[1], c[1], 2, stride=2),
+            nn.Identity(),
+            nn.Conv2d(c[3], c[3], 3, stride=2, padding=1),
+        ])
+        self.scratch = Scratch(c, cfg.features, metric)
+
+    def forward(self, tokens: list[torch.Tensor], grid_h: int, grid_w: int) -> torch.Tensor:
+        levels = []
+        for i, t in enumerate(tokens):
+            x = t.permute(0, 2, 1).reshape(t.shape[0], t.shape[-1], grid_h, grid_w)
+            levels.append(self.resize_layers[i](self.projects[i](x)))
+        s = self.scratch
+        l1, l2, l3, l4 = (getattr(s, f"layer{i + 1}_rn")(x) for i, x in enumerate(levels))
+        path = s.refinenet4(l4, size=l3.shape[2:])
+        path = s.refinenet3(path, l3, size=l2.shape[2:])
+        path = s.refinenet2(path, l2, size=l1.shape[2:])
+        path = s.refinenet1(path, l1)
+        out = s.output_conv1(path)
+        out = F.interpolate(out, size=(grid_h * PATCH, grid_w * PATCH), mode="bilinear",
+                            align_corners=True)
+        return s.output_conv2(out)
+
+
+class DepthAnythingV2(nn.Module):
+    """Input: (N,3,H,W) ImageNet-normalised RGB, H and W multiples of 14.
+
+    Output: (N,H,W) relative inverse depth (ReLU) or metres (sigmoid x max_depth).
+    """
+
+    def __init__(self, encoder: str, max_depth: float | None = None) -> None:
+        super().__init__()
+        self.config = ENCODERS[encoder]
+        self.max_depth = max_depth
+        self.pretrained = DinoV2(self.config)
+        self.depth_head = DPTHead(self.config, metric=max_depth is not None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grid_h, grid_w = x.shape[-2] // PATCH, x.shape[-1] // PATCH
+        tokens = self.pretrained.intermediate_tokens(x, self.config.intermediate_layers)
+        depth = self.depth_head(tokens, int(grid_h), int(grid_w))
+        depth = depth * self.max_depth if self.max_depth is not None else F.relu(depth)
+        return depth.squeeze(1)

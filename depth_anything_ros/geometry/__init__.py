@@ -1,0 +1,1 @@
+"""Camera geometry and depth images as numpy arrays: intrinsics, calibration, rays, colour."""

@@ -1,0 +1,4 @@
+"""OpenVINO inference: IR loading and metadata, network sizing, precision choice.
+
+No ROS, no torch.
+"""

@@ -1,0 +1,1 @@
+"""Per-camera processing without ROS, shared by the node, the CLI and the benchmarks."""

@@ -1,0 +1,246 @@
+"""One camera's per-frame processing, without ROS: decoded image + calibration in, arrays out.
+
+The node, the standalone CLI and the benchmarks all run frames through this object, so
+what one of them computes for a frame is what the others would: which calibration an
+image gets (matched by stamp, scaled to its size, or the field-of-view fallback), the
+network call, relative to metric, the colorized preview, and the organized point grid.
+The caller keeps what is specific to it (messages, threads, logging, counters) and gets
+back, with the arrays, every rejection and warning the frame produced, to count and
+report its own way.
+
+State that belongs to one camera lives here: recent calibrations, the order of its
+stamps, and caches that only change with the camera (the ray grid, the colour table).
+Two threads may use one pipeline at once, one in ``infer`` (which only reads) and one
+in ``finish``; ``finish`` itself is meant for one thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
+
+import cv2
+import numpy as np
+
+from depth_anything_ros.geometry.calibration import calibration_fits, CameraCalibration
+from depth_anything_ros.geometry.colorize import Colorizer
+from depth_anything_ros.geometry.intrinsics import Intrinsics
+from depth_anything_ros.geometry.rays import RayGrid
+from depth_anything_ros.geometry.relative import relative_to_metric
+from depth_anything_ros.inference.engine import DepthEngine
+from depth_anything_ros.pipeline.calibration_ring import CalibrationRing
+from depth_anything_ros.pipeline.image_input import DecodedImage, IMAGE_REJECTIONS
+from depth_anything_ros.pipeline.parameters import NodeParams
+from depth_anything_ros.pipeline.stamp_order import StampOrder, StampVerdict
+
+# Rejection reasons besides the image decoding ones (image_input.IMAGE_REJECTIONS).
+REJECT_CAMERA_INFO_INVALID = "camera_info_invalid"      # zero/non-finite focal length, bad size
+REJECT_CAMERA_INFO_SIZE = "camera_info_size_mismatch"   # neither the image's size nor a scaling
+REJECT_STAMP_BACKWARDS = "stamp_backwards"
+REJECTION_KINDS = IMAGE_REJECTIONS + (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
+                                      REJECT_STAMP_BACKWARDS)
+# Warnings (not rejections) a frame can raise; keys for the caller's rate limiter.
+WARN_NO_CALIBRATION = "no_camera_info"
+WARN_CALIBRATION_SCALED = "camera_info_scaled"
+# Enough calibrations to pair each of the last few frames with its own.
+CALIBRATION_RING = 16
+
+
+class Note(NamedTuple):
+    """Something the caller should count or log.
+
+    A rejection (``key`` is one of REJECTION_KINDS) or a warning (``key`` is a WARN_* name).
+    """
+
+    key: str
+    text: str
+
+    @property
+    def is_rejection(self) -> bool:
+        return self.key in REJECTION_KINDS
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """Outputs to compute; the node asks only for those with a subscriber."""
+
+    depth: bool = True
+    points: bool = True
+    colorized: bool = True
+    relative: bool = True
+
+    @property
+    def anything(self) -> bool:
+        return self.depth or self.points or self.colorized or self.relative
+
+
+@dataclass(frozen=True)
+class FrameOutputs:
+    """One frame's results, at the output size (camera or network, ``output_resolution``).
+
+    ``depth`` is metres (NaN invalid) whenever metres exist (a metric model, or a
+    relative one with ``relative_scale`` > 0) and depth or points were wanted.
+    ``relative`` is the network's inverse depth for relative models. ``points`` is the
+    pipeline's own buffer, overwritten by the next frame: convert or copy it first.
+    """
+
+    depth: Optional[np.ndarray]
+    relative: Optional[np.ndarray]
+    colorized: Optional[np.ndarray]
+    points: Optional[np.ndarray]
+    colors: Optional[np.ndarray]
+    intrinsics: Intrinsics
+    calibration: Optional[CameraCalibration]   # what ``intrinsics`` came from, None: fallback
+    calibration_source: str
+    notes: tuple[Note, ...]
+
+
+class CameraPipeline:
+    """Frames of one camera through one (possibly shared) engine."""
+
+    def __init__(self, engine: DepthEngine, calibration_capacity: int = CALIBRATION_RING) -> None:
+        self.engine = engine
+        self.metric_model = engine.metadata.is_metric
+        self.calibrations = CalibrationRing(calibration_capacity)
+        self._stamps = StampOrder()
+        self._grid: Optional[RayGrid] = None
+        self._colorizer: Optional[Colorizer] = None
+        self._fallback_announced = False
+        self.calibration_source = "none yet"
+
+    # --- inputs ----------------------------------------------------------------------
+
+    def add_calibration(self, calibration: CameraCalibration, stamp_ns: int) -> Optional[Note]:
+        """Keep a calibration for frames stamped ``stamp_ns``; a rejection note if unusable."""
+        try:
+            self.calibrations.add(calibration, stamp_ns)
+        except ValueError as exc:
+            return Note(REJECT_CAMERA_INFO_INVALID, f"ignoring camera_info: {exc}")
+        return None
+
+    def check_stamp(self, stamp_ns: int) -> tuple[StampVerdict, float]:
+        """Whether a frame stamped ``stamp_ns`` is in order (see StampOrder).
+
+        Also by how many seconds it goes back. Call once per received frame, in arrival
+        order.
+        """
+        return self._stamps.check(stamp_ns)
+
+    def has_metres(self, p: NodeParams) -> bool:
+        return self.metric_model or p.relative_scale > 0
+
+    def output_size(self, image_shape: tuple[int, ...], p: NodeParams) -> tuple[int, int]:
+        if p.output_resolution == "network":
+            return self.engine.network_size
+        return int(image_shape[0]), int(image_shape[1])
+
+    # --- per frame -------------------------------------------------------------------
+
+    def infer(self, image: DecodedImage, p: NodeParams, lane: int = 0) -> np.ndarray:
+        """Return the network's output at the output size: metres, or relative inverse depth."""
+        return self.engine.infer(image.pixels, image.order,
+                                 self.output_size(image.pixels.shape, p), lane)
+
+    def process(self, image: DecodedImage, stamp_ns: int, p: NodeParams,
+                wanted: Wanted = Wanted(), lane: int = 0) -> FrameOutputs:
+        """``infer`` then ``finish``: one frame from start to end.
+
+        For callers that need no overlap between the network and the rest.
+        """
+        return self.finish(self.infer(image, p, lane), image, stamp_ns, p, wanted)
+
+    def finish(self, raw: np.ndarray, image: DecodedImage, stamp_ns: int, p: NodeParams,
+               wanted: Wanted = Wanted()) -> FrameOutputs:
+        """Everything after the network for a frame whose output ``infer`` gave as ``raw``."""
+        notes: list[Note] = []
+        height, width = image.pixels.shape[:2]
+        camera, calibration = self._camera_intrinsics(stamp_ns, width, height, p, notes)
+        out_h, out_w = raw.shape
+        output = camera if (out_w, out_h) == (width, height) else camera.scaled(out_w, out_h)
+        metres = self.has_metres(p)
+        depth = None
+        if metres and (wanted.depth or wanted.points or wanted.colorized):
+            depth = raw if self.metric_model else relative_to_metric(
+                raw, p.relative_scale, p.relative_shift)
+        points = colors = None
+        if wanted.points and depth is not None:
+            points, colors = self._points(depth, output, image, p)
+        return FrameOutputs(
+            depth=depth if (wanted.depth or wanted.points) else None,
+            relative=raw if wanted.relative and not self.metric_model else None,
+            colorized=self._colorize(depth, raw, p) if wanted.colorized else None,
+            points=points, colors=colors, intrinsics=output, calibration=calibration,
+            calibration_source=self.calibration_source, notes=tuple(notes))
+
+    def _camera_intrinsics(self, stamp_ns: int, width: int, height: int, p: NodeParams,
+                           notes: list[Note]) -> tuple[Intrinsics, Optional[CameraCalibration]]:
+        """Calibration for this image, scaled to its size, else the FOV fallback.
+
+        A calibration whose size is neither the image's nor a scaling of it is refused
+        for this frame and the fallback used instead: the depth image does not depend
+        on calibration, so dropping the frame would blind the robot over a cloud-only
+        problem, and the republished CameraInfo then honestly carries the fallback.
+        """
+        match = self.calibrations.match(stamp_ns)
+        fallback = f"fallback: hfov {p.fallback_hfov_deg} deg"
+        if match is not None and not calibration_fits(match.intrinsics, width, height):
+            cal = match.intrinsics
+            notes.append(Note(
+                REJECT_CAMERA_INFO_SIZE,
+                f"ignoring camera_info for {cal.width}x{cal.height}: the image is "
+                f"{width}x{height}, neither that size nor a scaling of it (another camera's "
+                f"CameraInfo?); using the {p.fallback_hfov_deg} degree field-of-view "
+                "fallback for this frame"))
+            self.calibration_source = f"{fallback} (camera_info size mismatch)"
+            return Intrinsics.from_fov(width, height, p.fallback_hfov_deg), None
+        if match is None:
+            self.calibration_source = fallback
+            if not self._fallback_announced:
+                self._fallback_announced = True
+                notes.append(Note(
+                    WARN_NO_CALIBRATION,
+                    f"no valid CameraInfo received yet; assuming a {p.fallback_hfov_deg} "
+                    "degree horizontal field of view (parameter fallback_hfov_deg) until "
+                    "one arrives"))
+            return Intrinsics.from_fov(width, height, p.fallback_hfov_deg), None
+        self.calibration_source = ("camera_info" if match.exact
+                                   else "camera_info (latest, stamp differs)")
+        intrinsics = match.intrinsics
+        if (intrinsics.width, intrinsics.height) != (width, height):
+            notes.append(Note(
+                WARN_CALIBRATION_SCALED,
+                f"camera_info is for {intrinsics.width}x{intrinsics.height} but images are "
+                f"{width}x{height}; scaling the intrinsics"))
+            intrinsics = intrinsics.scaled(width, height)
+        return intrinsics, match.calibration
+
+    def _colorize(self, depth: Optional[np.ndarray], relative: np.ndarray,
+                  p: NodeParams) -> np.ndarray:
+        if depth is not None:
+            key = (p.colormap, p.colorize_min_depth, p.colorize_max_depth)
+            colorizer = self._colorizer
+            if colorizer is None or (colorizer.colormap, colorizer.min_depth,
+                                     colorizer.max_depth) != key:
+                colorizer = self._colorizer = Colorizer(*key)
+            return colorizer(depth)
+        # Relative inverse depth has no fixed unit, so only a per-frame range is meaningful.
+        # Inverted so near stays at the colormap's low end, as for metric depth.
+        finite = relative[np.isfinite(relative)]
+        low = float(finite.min()) if finite.size else 0.0
+        high = float(finite.max()) if finite.size else 1.0
+        return Colorizer(p.colormap, low, max(high, low + 1e-6), invert=True)(relative)
+
+    def _points(self, depth: np.ndarray, intrinsics: Intrinsics, image: DecodedImage,
+                p: NodeParams) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        grid = self._grid
+        if grid is None or grid.intrinsics != intrinsics or grid.stride != p.cloud_stride:
+            grid = self._grid = RayGrid(intrinsics, p.cloud_stride)
+        points = grid.points(depth, p.cloud_min_range, p.cloud_max_range)
+        if not p.cloud_color:
+            return points, None
+        bgr = image.pixels if image.order == "bgr" else image.pixels[..., ::-1]
+        if bgr.shape[:2] != depth.shape:
+            # Decoded pixels may be a strided view (mono8, rgba8); OpenCV wants them packed.
+            bgr = cv2.resize(np.ascontiguousarray(bgr), (depth.shape[1], depth.shape[0]),
+                             interpolation=cv2.INTER_AREA)
+        return points, bgr[::p.cloud_stride, ::p.cloud_stride]

@@ -1,0 +1,181 @@
+"""The node's parameters as one table: defaults, descriptions, ranges and rules.
+
+``NodeParams`` is that table: each field's default is the declared default (and what
+config/depth.yaml lists), its metadata the descriptor text, numeric range and allowed
+values. Declaring (ros.parameters), start-up and runtime validation, and every tool that
+takes the node's parameters without ROS read it, so they cannot disagree.
+
+Parameters marked ``reload`` take effect only when what they configure is rebuilt (the
+compiled model, the subscriptions, the diagnostics timer): the node accepts changes to
+them only while it is unconfigured, and applies them at the next configure, rather than
+accept a value that would silently do nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from depth_anything_ros.geometry.colorize import COLORMAPS
+
+PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
+INFERENCE_PRECISIONS = ("", "f32", "bf16", "f16")
+INPUT_TRANSPORTS = ("raw", "compressed")
+QOS_CHOICES = ("sensor_data", "reliable")
+OUTPUT_RESOLUTIONS = ("camera", "network")
+
+
+class ParameterError(ValueError):
+    """A parameter value the node cannot run with; the message names the parameter."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"parameter '{name}' {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def _param(default: Any, description: str, *, reload: bool = False,
+           value_range: Optional[tuple[float, float]] = None,
+           choices: Optional[tuple[str, ...]] = None) -> Any:
+    return dataclasses.field(default=default, metadata={
+        "description": description, "reload": reload,
+        "range": value_range, "choices": choices})
+
+
+# Upper bounds of the numeric ranges are sanity limits, not tuning advice.
+@dataclass(frozen=True)
+class NodeParams:
+    model_path: str = _param(
+        "", "OpenVINO IR (.xml) made by depth_anything_export, or a folder holding one model "
+        "(several precisions of it, named *_fp16/*_int8/*_fp32.xml: the fastest for this CPU "
+        "is loaded, int8 unless the CPU has AMX). Empty: the models folder installed with the "
+        "package (share/depth_anything_ros/models).",
+        reload=True)
+    device: str = _param(
+        "CPU", "OpenVINO device: CPU, GPU, NPU, AUTO, or a device name such as GPU.1.",
+        reload=True)
+    performance_hint: str = _param(
+        "LATENCY", "OpenVINO PERFORMANCE_HINT.", reload=True, choices=PERFORMANCE_HINTS)
+    inference_precision: str = _param(
+        "", "OpenVINO INFERENCE_PRECISION_HINT; empty keeps the device default "
+        "(bf16 on CPUs with AMX/AVX512-BF16, use f32 for exact results).",
+        reload=True, choices=INFERENCE_PRECISIONS)
+    cache_dir: str = _param(
+        "", "Compiled-model cache folder; empty: ~/.cache/depth_anything_ros/ov_cache, "
+        "'none' disables caching.", reload=True)
+    num_streams: int = _param(
+        0, "OpenVINO NUM_STREAMS; 0 leaves it to the performance hint.",
+        reload=True, value_range=(0, 256))
+    num_threads: int = _param(
+        0, "OpenVINO INFERENCE_NUM_THREADS; 0 leaves it to the device plugin.",
+        reload=True, value_range=(0, 1024))
+    inference_workers: int = _param(
+        1, "Frames inferred at the same time, each taking the newest frame when it is free. "
+        "1: lowest latency. With performance_hint THROUGHPUT, set it to the number of streams "
+        "(NUM_STREAMS, or the log line at the first frame) for more frames per second at a "
+        "higher latency; an output finished after a newer frame's is dropped, never "
+        "published out of order.", reload=True, value_range=(1, 16))
+    allow_cpu_fallback: bool = _param(
+        False, "Run on CPU when the requested device is absent instead of failing.",
+        reload=True)
+    input_transport: str = _param(
+        "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: subscribe "
+        "'image/compressed' (sensor_msgs/CompressedImage).", reload=True,
+        choices=INPUT_TRANSPORTS)
+    input_qos: str = _param(
+        "sensor_data", "Image and camera_info subscriptions: sensor_data (best effort, depth 1; "
+        "connects to reliable and best-effort cameras) or reliable.", reload=True,
+        choices=QOS_CHOICES)
+    input_queue_depth: int = _param(
+        1, "Images and CameraInfo each input subscription holds while the node is busy. 1: "
+        "lowest latency; a frame arriving before the previous one was taken replaces it "
+        "uncounted. More (with input_qos reliable): every frame reaches the node, which counts "
+        "the superseded ones as dropped, at the cost of up to that many frame periods of "
+        "latency whenever the node falls behind the camera.", reload=True,
+        value_range=(1, 100))
+    output_qos: str = _param(
+        "reliable", "Output publishers: reliable (depth 1; what rviz2 and depth_image_proc "
+        "subscribe with) or sensor_data (best effort, depth 1).", reload=True,
+        choices=QOS_CHOICES)
+    output_resolution: str = _param(
+        "camera", "camera: outputs at the input image size; network: at the network's "
+        "input size (cheaper clouds, CameraInfo scaled to match).", choices=OUTPUT_RESOLUTIONS)
+    colormap: str = _param(
+        "turbo", "Colormap of depth/colorized, near at its low end. Relative models without "
+        "relative_scale have no metres: their range is each frame's own.", choices=COLORMAPS)
+    colorize_min_depth: float = _param(
+        0.3, "Depth (m) drawn with the first colormap colour; nearer pixels are black.",
+        value_range=(0.0, 1000.0))
+    colorize_max_depth: float = _param(
+        10.0, "Depth (m) drawn with the last colormap colour; farther pixels are black. "
+        "Must exceed colorize_min_depth.", value_range=(0.0, 1000.0))
+    cloud_stride: int = _param(
+        1, "Publish every n-th pixel of every n-th row in depth/points.", value_range=(1, 16))
+    cloud_min_range: float = _param(
+        0.1, "Points nearer than this (m) are NaN in depth/points.", value_range=(0.0, 1000.0))
+    cloud_max_range: float = _param(
+        20.0, "Points farther than this (m) are NaN in depth/points. Must exceed "
+        "cloud_min_range.", value_range=(0.0, 1000.0))
+    cloud_color: bool = _param(
+        True, "depth/points carries the image colour (x y z rgb, 32 bytes per point) "
+        "instead of x y z (16 bytes).")
+    relative_scale: float = _param(
+        0.0, "Relative models only: metric depth = 1 / (relative_scale * output + "
+        "relative_shift). 0 publishes no metric outputs (depth/image, depth/points).",
+        value_range=(0.0, 1.0e6))
+    relative_shift: float = _param(
+        0.0, "Relative models only: see relative_scale.", value_range=(-1.0e6, 1.0e6))
+    fallback_hfov_deg: float = _param(
+        60.0, "Horizontal field of view (degrees) assumed until a calibrated CameraInfo "
+        "arrives.", value_range=(1.0, 179.0))
+    max_pixels: int = _param(
+        16777216, "Input images with more pixels are rejected (protects against corrupt "
+        "headers).", value_range=(1, 1 << 28))
+    autostart: bool = _param(
+        True, "Configure and activate at start-up, as a plain node would. false: stay "
+        "unconfigured until a lifecycle manager (nav2_lifecycle_manager, ros2 lifecycle "
+        "set) drives the transitions.", reload=True)
+    diagnostics_period: float = _param(
+        1.0, "Seconds between /diagnostics reports.", reload=True,
+        value_range=(0.1, 60.0))
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(NodeParams)}
+
+
+def defaults() -> dict[str, Any]:
+    """Return the declared default of every parameter, as config/depth.yaml must list them."""
+    return {name: f.default for name, f in FIELDS.items()}
+
+
+def problems(params: NodeParams) -> list[ParameterError]:
+    """Everything wrong with ``params``; empty when the node can run with them.
+
+    Repeats the descriptor ranges so a NodeParams built outside rclpy is checked the
+    same way, and adds what descriptors cannot express: allowed strings and
+    relations between parameters.
+    """
+    found = []
+    for name, field in FIELDS.items():
+        value = getattr(params, name)
+        meta = field.metadata
+        if meta["choices"] is not None and value not in meta["choices"]:
+            found.append(ParameterError(
+                name, f"is {value!r}; expected one of "
+                f"{', '.join(repr(c) for c in meta['choices'])}"))
+        if meta["range"] is not None:
+            low, high = meta["range"]
+            if not low <= value <= high:
+                found.append(ParameterError(name, f"is {value}; must be within [{low}, {high}]"))
+    if not params.device.strip():
+        found.append(ParameterError("device", "is empty; name an OpenVINO device such as CPU"))
+    if params.colorize_max_depth <= params.colorize_min_depth:
+        found.append(ParameterError(
+            "colorize_max_depth", f"({params.colorize_max_depth}) must exceed colorize_min_depth "
+            f"({params.colorize_min_depth})"))
+    if params.cloud_max_range <= params.cloud_min_range:
+        found.append(ParameterError(
+            "cloud_max_range", f"({params.cloud_max_range}) must exceed cloud_min_range "
+            f"({params.cloud_min_range})"))
+    return found

@@ -1,0 +1,1 @@
+"""The ROS 2 adapter: the lifecycle node and everything that touches rclpy or messages."""
