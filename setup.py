@@ -40,10 +40,11 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")
          + [f"{PACKAGE}/ros/fastdds_large_outputs.xml"]),  # also for the user's camera driver
     ],
-    install_requires=["setuptools", "numpy", "openvino>=2024.0", "opencv-python-headless"],
+    install_requires=["setuptools", "numpy", "openvino>=2024.0", "opencv-python-headless",
+                      "pyyaml"],
     extras_require={
         "export": ["torch", "onnx", "onnxscript", "nncf", "huggingface_hub", "safetensors"],
-        "test": ["pytest", "hypothesis", "onnxruntime", "pyyaml", "transformers", "matplotlib",
+        "test": ["pytest", "hypothesis", "onnxruntime", "transformers", "matplotlib",
                  "psutil",
                  # test/test_lint.py: what ament_flake8 and ament_pep257 (installed by
                  # scripts/setup.sh) run, pinned so a new release cannot fail the suite.

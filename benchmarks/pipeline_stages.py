@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+import numpy as np
 import openvino as ov
 import rclpy
 from rclpy.context import Context
@@ -25,9 +26,13 @@ from benchmarks.artifacts import ModelFiles, scenes
 from benchmarks.camera_client import camera_image
 from benchmarks.msg_fill import run_msg_fill
 from benchmarks.timing import measure, measure_interleaved, SPIN_PAUSE_S
+from depth_anything_ros.geometry.calibration import CameraCalibration
 from depth_anything_ros.geometry.colorize import Colorizer
+from depth_anything_ros.geometry.flying_pixels import FlyingPixelFilter
 from depth_anything_ros.geometry.intrinsics import Intrinsics
 from depth_anything_ros.geometry.rays import RayGrid
+from depth_anything_ros.geometry.rectify import Rectifier
+from depth_anything_ros.geometry.temporal import TemporalFilter
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from depth_anything_ros.inference.preprocess import reference_tensor
 from depth_anything_ros.pipeline.camera import CameraPipeline, Wanted
@@ -37,6 +42,8 @@ from depth_anything_ros.ros.cloud_msg import CloudBuilder
 from depth_anything_ros.ros.codec import array_to_image
 
 FALLBACK_HFOV_DEG = 60.0
+# A wide lens's distortion (plumb_bob k1 k2 p1 p2 k3), for timing rectification.
+DISTORTION = (-0.3, 0.1, 0.001, -0.0015, 0.0)
 MATCH_TIMEOUT_S = 10.0
 
 
@@ -87,13 +94,20 @@ def run_pipeline(models: ModelFiles, camera_size: tuple[int, int], runs: int, wa
     request = network.create_infer_request()
     net_input = reference_tensor(pixels, *models.network_size)
     colorizer = Colorizer("turbo", 0.3, 10.0)
-    grid = RayGrid(Intrinsics.from_fov(width, height, FALLBACK_HFOV_DEG), 1)
+    camera = Intrinsics.from_fov(width, height, FALLBACK_HFOV_DEG)
+    grid = RayGrid(camera, 1)
+    flying = FlyingPixelFilter()
+    rectifier = Rectifier()
+    distorted = CameraCalibration(width, height, k=camera.k_matrix(), d=DISTORTION,
+                                  p=camera.p_matrix(), distortion_model="plumb_bob")
+    temporal = TemporalFilter()
     builder = CloudBuilder()
 
     decoded = image_to_array(msg)
     depth = engine.infer(decoded.pixels, decoded.order)
     colors = colorizer(depth)
     points = grid.points(depth, 0.1, 20.0)
+    cleaned = np.empty_like(depth)
     depth_msg = array_to_image(depth, "32FC1", header)
     colorized_msg = array_to_image(colors, "bgr8", header)
     cloud_msg = builder.build(points, header, decoded.pixels)
@@ -103,6 +117,8 @@ def run_pipeline(models: ModelFiles, camera_size: tuple[int, int], runs: int, wa
         ("inference, u8 image -> depth at camera size (engine.infer)",
          lambda: engine.infer(decoded.pixels, decoded.order)),
         ("colorize (Colorizer, turbo)", lambda: colorizer(depth)),
+        ("flying-pixel removal (FlyingPixelFilter.remove, on by default)",
+         lambda: flying.remove(depth, camera, cleaned)),
         ("point cloud (RayGrid.points, stride 1)", lambda: grid.points(depth, 0.1, 20.0)),
         ("build depth Image (array_to_image 32FC1)",
          lambda: array_to_image(depth, "32FC1", header)),
@@ -143,13 +159,28 @@ def run_pipeline(models: ModelFiles, camera_size: tuple[int, int], runs: int, wa
 
     # The stages above as the node runs them: one call after the network does the
     # calibration choice, colorize and points, so its cost should be their sum.
+    # Optional stages, off the default path: rectification runs only for a camera with
+    # a distortion vector, temporal smoothing only when switched on.
+    for name, fn in (
+            ("rectify the camera image (Rectifier, plumb_bob, maps cached; distorted cameras)",
+             lambda: rectifier.rectify(decoded.pixels, distorted)),
+            ("temporal smoothing (TemporalFilter; temporal_smoothing: true)",
+             lambda: temporal(depth, decoded.pixels))):
+        latency = measure(fn, runs, warmup)
+        log(f"  {name}: median {latency.median_ms:.2f} ms")
+        results.append({"stage": name, "latency": latency.to_json(), "in_total": False})
+
+    # The stages above as the node runs them: one call after the network does the
+    # calibration choice, colorize, flying pixels and points, so its cost should be
+    # their sum.
     pipeline = CameraPipeline(engine)
     node_defaults = NodeParams()
-    finish = measure(lambda: pipeline.finish(depth, decoded, 0, node_defaults,
-                                             Wanted(relative=False)), runs, warmup)
+    net = pipeline.infer(decoded, 0, node_defaults)
+    finish = measure(lambda: pipeline.finish(net, 0, node_defaults, Wanted(relative=False)),
+                     runs, warmup)
     log(f"  CameraPipeline.finish: median {finish.median_ms:.2f} ms")
-    results.insert(6, {"stage": "  colorize + point cloud as one CameraPipeline.finish call "
-                                "(what the node runs)",
+    results.insert(7, {"stage": "  colorize + flying pixels + point cloud as one "
+                                "CameraPipeline.finish call (what the node runs)",
                        "latency": finish.to_json(), "in_total": False})
 
     total = sum(r["latency"]["median_ms"] for r in results if r["in_total"])

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 
 from depth_anything_ros.geometry.calibration import CameraCalibration
 from depth_anything_ros.geometry.intrinsics import Intrinsics
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
-from depth_anything_ros.pipeline.camera import (CameraPipeline, REJECT_CAMERA_INFO_INVALID,
+from depth_anything_ros.pipeline.camera import (CameraPipeline, REJECT_CAMERA_INFO_DISTORTION,
+                                                REJECT_CAMERA_INFO_INVALID,
                                                 REJECT_CAMERA_INFO_SIZE, Wanted,
                                                 WARN_CALIBRATION_SCALED, WARN_NO_CALIBRATION)
 from depth_anything_ros.pipeline.image_input import DecodedImage
@@ -58,7 +60,8 @@ def test_metric_frame_with_its_own_calibration(metric_engine, image):
     calibration = CameraCalibration(WIDTH, HEIGHT, k=K, d=(0.1, 0, 0, 0, 0),
                                     distortion_model="plumb_bob")
     assert pipeline.add_calibration(calibration, STAMP) is None
-    p = NodeParams(cloud_min_range=0.0, cloud_max_range=1000.0)
+    p = NodeParams(cloud_min_range=0.0, cloud_max_range=1000.0, flying_pixel_filter=False,
+                   rectify="off")
     out = pipeline.process(image, STAMP, p)
     raw = metric_engine.infer(image.pixels, "bgr")
     np.testing.assert_allclose(out.depth, raw, rtol=RTOL)
@@ -85,7 +88,7 @@ def test_stride_range_and_colourless_cloud(metric_engine, image):
     raw = metric_engine.infer(image.pixels, "bgr")
     low, high = np.percentile(raw, [30, 70])
     p = NodeParams(cloud_stride=3, cloud_min_range=float(low), cloud_max_range=float(high),
-                   cloud_color=False)
+                   cloud_color=False, flying_pixel_filter=False)
     out = pipeline.process(image, STAMP, p)
     assert out.points.shape == (40, 54, 3) and out.colors is None
     z = raw[::3, ::3]
@@ -164,3 +167,81 @@ def test_relative_model_metres_only_with_a_scale(relative_engine, image):
     scaled = pipeline.process(image, STAMP, p)
     np.testing.assert_allclose(scaled.depth, 1.0 / (0.5 * raw + 0.1), rtol=1e-4)
     assert np.isfinite(scaled.points[..., 2]).any()
+
+
+# --- clean geometry: rectification, flying pixels, temporal smoothing -------------------
+
+DISTORTION = (-0.3, 0.1, 0.001, -0.0015, 0.0)
+P_RECT = (150.0, 0.0, 80.0, 0.0, 0.0, 150.0, 60.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+def distorted_calibration(model: str = "plumb_bob") -> CameraCalibration:
+    return CameraCalibration(WIDTH, HEIGHT, k=K, d=DISTORTION, p=P_RECT,
+                             distortion_model=model)
+
+
+def test_distorted_camera_is_rectified_before_the_network(metric_engine, image):
+    pipeline = CameraPipeline(metric_engine)
+    pipeline.add_calibration(distorted_calibration(), STAMP)
+    p = NodeParams(flying_pixel_filter=False)
+    out = pipeline.process(image, STAMP, p)
+    # What image_proc's rectify node would feed a depth node, by OpenCV directly.
+    k = np.array(K).reshape(3, 3)
+    new_k = np.array(P_RECT).reshape(3, 4)[:, :3]
+    map1, map2 = cv2.initUndistortRectifyMap(k, np.array(DISTORTION), np.eye(3), new_k,
+                                             (WIDTH, HEIGHT), cv2.CV_32FC1)
+    rectified = cv2.remap(image.pixels, map1, map2, cv2.INTER_LINEAR)
+    expected = metric_engine.infer(rectified, "bgr")
+    assert np.median(np.abs(out.depth - expected) / expected) < 0.01
+    assert out.intrinsics == Intrinsics(150.0, 150.0, 80.0, 60.0, WIDTH, HEIGHT)
+    assert out.calibration.d == (0.0,) * 5 and out.calibration.k == (
+        150.0, 0.0, 80.0, 0.0, 150.0, 60.0, 0.0, 0.0, 1.0)
+    assert out.calibration.p == P_RECT and out.notes == ()
+    off = pipeline.process(image, STAMP, dataclasses.replace(p, rectify="off"))
+    np.testing.assert_allclose(off.depth, metric_engine.infer(image.pixels, "bgr"), rtol=RTOL)
+    assert off.calibration.d == DISTORTION
+
+
+def test_unknown_distortion_model_is_counted_and_the_frame_goes_through(metric_engine, image):
+    pipeline = CameraPipeline(metric_engine)
+    pipeline.add_calibration(distorted_calibration("fancy_lens"), STAMP)
+    out = pipeline.process(image, STAMP, NodeParams())
+    assert [n.key for n in out.notes] == [REJECT_CAMERA_INFO_DISTORTION]
+    assert "fancy_lens" in out.notes[0].text
+    np.testing.assert_allclose(out.depth, metric_engine.infer(image.pixels, "bgr"), rtol=RTOL)
+
+
+def test_flying_pixels_leave_the_cloud_and_on_request_the_depth_image(metric_engine, image):
+    pipeline = CameraPipeline(metric_engine)
+    pipeline.add_calibration(CameraCalibration(WIDTH, HEIGHT, k=K), STAMP)
+    net = pipeline.infer(image, STAMP, NodeParams())
+    # A depth edge the network could have blurred: a near box over a far wall, ramped.
+    depth = np.full((HEIGHT, WIDTH), 4.0, np.float32)
+    depth[:, 70:] = 2.5
+    depth[:, 64:70] = np.linspace(4.0, 2.5, 8, dtype=np.float32)[1:7]
+    net = net._replace(raw=depth)
+    # About 6 degrees between ray and ramp at this small focal length: under 10.
+    p = NodeParams(cloud_max_range=1000.0, flying_pixel_min_angle_deg=10.0)
+    out = pipeline.finish(net, STAMP, p)
+    cloud_z = out.points[..., 2]
+    assert np.isnan(cloud_z[:, 65:69]).all() and np.isfinite(cloud_z[:, :63]).all()
+    assert np.isfinite(cloud_z[:, 71:]).all()
+    np.testing.assert_array_equal(out.depth, depth)  # depth/image untouched by default
+    in_depth = pipeline.finish(net, STAMP, dataclasses.replace(p, flying_pixels_in_depth=True))
+    assert np.isnan(in_depth.depth[:, 65:69]).all()
+    kept = pipeline.finish(net, STAMP, dataclasses.replace(p, flying_pixel_filter=False))
+    assert np.isfinite(kept.points[..., 2]).all()
+
+
+def test_temporal_smoothing_averages_a_static_scene_only_when_asked(metric_engine, image):
+    pipeline = CameraPipeline(metric_engine)
+    net = pipeline.infer(image, STAMP, NodeParams())
+    first = np.full((HEIGHT, WIDTH), 2.0, np.float32)
+    second = np.full((HEIGHT, WIDTH), 2.1, np.float32)  # 5 %: flicker, not a change
+    p = NodeParams(temporal_smoothing=True, flying_pixel_filter=False)
+    pipeline.finish(net._replace(raw=first), STAMP, p)
+    smoothed = pipeline.finish(net._replace(raw=second), STAMP + 100_000_000, p).depth
+    assert np.all((smoothed > 2.0) & (smoothed < 2.1))
+    plain = pipeline.finish(net._replace(raw=second), STAMP + 200_000_000,
+                            dataclasses.replace(p, temporal_smoothing=False)).depth
+    np.testing.assert_array_equal(plain, second)

@@ -7,6 +7,7 @@ import sys
 
 import cv2
 import numpy as np
+import yaml
 
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from scenes import scene
@@ -20,7 +21,8 @@ def test_cli_writes_depth_colour_and_cloud(small_metric_ir, tmp_path):
         [sys.executable, "-m", "depth_anything_ros.cli.infer", "--model", str(small_metric_ir),
          "--image", str(tmp_path / "in.png"), "--depth-npy", str(out["depth.npy"]),
          "--output", str(out["depth.png"]), "--ply", str(out["cloud.ply"]), "--fov", "70",
-         "--inference-precision", "f32"], capture_output=True, text=True, timeout=120)
+         "--keep-flying-pixels", "--inference-precision", "f32"],
+        capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     depth = np.load(out["depth.npy"])
     expected = DepthEngine(EngineConfig(str(small_metric_ir), inference_precision="f32",
@@ -43,4 +45,42 @@ def test_cli_reports_missing_model(tmp_path):
          str(tmp_path / "none.xml"), "--image", str(tmp_path / "in.png")],
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "depth_anything_export" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_rectifies_a_camera_calibration_yaml(small_metric_ir, tmp_path):
+    """An ost.yaml as camera_calibration writes it: the CLI rectifies like the node."""
+    image = scene(4, 120, 160)
+    cv2.imwrite(str(tmp_path / "in.png"), image)
+    k = [140.0, 0.0, 81.0, 0.0, 132.0, 58.5, 0.0, 0.0, 1.0]
+    d = [-0.3, 0.1, 0.001, -0.0015, 0.0]
+    p = [150.0, 0.0, 80.0, 0.0, 0.0, 150.0, 60.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    (tmp_path / "ost.yaml").write_text(yaml.safe_dump({
+        "image_width": 160, "image_height": 120, "camera_name": "front",
+        "camera_matrix": {"rows": 3, "cols": 3, "data": k},
+        "distortion_model": "plumb_bob",
+        "distortion_coefficients": {"rows": 1, "cols": 5, "data": d},
+        "rectification_matrix": {"rows": 3, "cols": 3, "data": [1, 0, 0, 0, 1, 0, 0, 0, 1]},
+        "projection_matrix": {"rows": 3, "cols": 4, "data": p}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "depth_anything_ros.cli.infer", "--model", str(small_metric_ir),
+         "--image", str(tmp_path / "in.png"), "--camera-info", str(tmp_path / "ost.yaml"),
+         "--depth-npy", str(tmp_path / "depth.npy"), "--inference-precision", "f32"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    map1, map2 = cv2.initUndistortRectifyMap(
+        np.reshape(k, (3, 3)), np.array(d), np.eye(3), np.reshape(p, (3, 4))[:, :3],
+        (160, 120), cv2.CV_32FC1)
+    expected = DepthEngine(EngineConfig(str(small_metric_ir), inference_precision="f32",
+                                        cache_dir="none")).infer(
+        cv2.remap(image, map1, map2, cv2.INTER_LINEAR))
+    depth = np.load(tmp_path / "depth.npy")
+    assert np.median(np.abs(depth - expected) / expected) < 0.01
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("image_width: 160\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "depth_anything_ros.cli.infer", "--model", str(small_metric_ir),
+         "--image", str(tmp_path / "in.png"), "--camera-info", str(broken)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "image_height" in result.stderr
     assert "Traceback" not in result.stderr

@@ -251,8 +251,10 @@ def test_fields_table_covers_the_parameters_named_in_the_docs():
         "input_transport", "input_qos", "input_queue_depth", "output_qos", "output_resolution",
         "colormap", "colorize_min_depth",
         "colorize_max_depth", "cloud_stride", "cloud_min_range", "cloud_max_range",
-        "cloud_color", "relative_scale", "relative_shift", "fallback_hfov_deg", "max_pixels",
-        "autostart", "diagnostics_period"}
+        "cloud_color", "relative_scale", "relative_shift", "rectify", "flying_pixel_filter",
+        "flying_pixel_min_angle_deg", "flying_pixels_in_depth", "temporal_smoothing",
+        "temporal_time_constant", "temporal_change_ratio", "temporal_motion_threshold",
+        "fallback_hfov_deg", "max_pixels", "autostart", "diagnostics_period"}
 
 
 def test_readme_parameter_table_matches_the_declarations():

@@ -14,6 +14,7 @@ import sys
 import cv2
 import numpy as np
 
+from depth_anything_ros.cli.camera_info_yaml import read_camera_info_yaml
 from depth_anything_ros.cli.errors import run_reporting_errors
 from depth_anything_ros.geometry.calibration import CameraCalibration
 from depth_anything_ros.geometry.colorize import COLORMAPS
@@ -35,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ply", type=Path, help="point cloud (metric models), needs "
                                                  "--fov or --fx/--fy/--cx/--cy")
     parser.add_argument("--fov", type=float, help="horizontal field of view, degrees")
+    parser.add_argument("--camera-info", type=Path,
+                        help="calibration in the camera_calibration YAML format (ost.yaml); "
+                             "a distorted camera is rectified first, as the node does")
+    parser.add_argument("--rectify", choices=("auto", "off"), default="auto",
+                        help="as the node's rectify parameter (default auto)")
+    parser.add_argument("--keep-flying-pixels", action="store_true",
+                        help="keep the points the node's flying-pixel filter removes")
     for name in ("fx", "fy", "cx", "cy"):
         parser.add_argument(f"--{name}", type=float)
     parser.add_argument("--colormap", choices=COLORMAPS, default="turbo")
@@ -53,16 +61,21 @@ def settings_from_args(args: argparse.Namespace, pipeline: CameraPipeline,
     range limits): a file is for looking at, not a costmap.
     """
     explicit = [getattr(args, n) for n in ("fx", "fy", "cx", "cy")]
-    if all(v is not None for v in explicit):
+    calibration = None
+    if args.camera_info is not None:
+        calibration = read_camera_info_yaml(args.camera_info)
+    elif all(v is not None for v in explicit):
         fx, fy, cx, cy = explicit
-        note = pipeline.add_calibration(
-            CameraCalibration(width, height, k=(fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0)), 0)
+        calibration = CameraCalibration(width, height, k=(fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0))
+    elif args.ply and args.fov is None:
+        raise ValueError("--ply needs --fov DEG, --camera-info FILE or all of --fx --fy --cx --cy")
+    if calibration is not None:
+        note = pipeline.add_calibration(calibration, 0)
         if note is not None:
             raise ValueError(note.text)
-    elif args.ply and args.fov is None:
-        raise ValueError("--ply needs --fov DEG or all of --fx --fy --cx --cy")
     return NodeParams(colormap=args.colormap, cloud_min_range=0.0, cloud_max_range=1000.0,
-                      fallback_hfov_deg=args.fov if args.fov is not None else 60.0)
+                      fallback_hfov_deg=args.fov if args.fov is not None else 60.0,
+                      rectify=args.rectify, flying_pixel_filter=not args.keep_flying_pixels)
 
 
 def write_ply(path: Path, points: np.ndarray, bgr: np.ndarray) -> int:
@@ -101,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
     height, width = bgr.shape[:2]
     p = settings_from_args(args, pipeline, width, height)
     image = DecodedImage(bgr, "bgr")
-    raw = pipeline.infer(image, p)
+    net = pipeline.infer(image, 0, p)
+    for note in net.notes:
+        print(f"depth_anything_infer: warning: {note.text}", file=sys.stderr)
+    raw = net.raw
     kind = "metres" if engine.metadata.is_metric else "relative inverse depth"
     print(f"{args.image.name}: {width}x{height}, {kind} in "
           f"[{np.nanmin(raw):.3f}, {np.nanmax(raw):.3f}]")
@@ -109,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
         low, high = args.range or np.percentile(raw, [2, 98])
         p = dataclasses.replace(p, colorize_min_depth=float(low),
                                 colorize_max_depth=max(float(high), float(low) + 1e-3))
-    out = pipeline.finish(raw, image, 0, p, Wanted(depth=False, points=bool(args.ply),
-                                                   colorized=bool(args.output), relative=False))
+    out = pipeline.finish(net, 0, p, Wanted(depth=False, points=bool(args.ply),
+                                            colorized=bool(args.output), relative=False))
     if args.depth_npy:
         np.save(args.depth_npy, raw)
     if args.output:

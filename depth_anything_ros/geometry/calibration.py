@@ -7,6 +7,7 @@ everything after that works on numbers alone.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 import math
 
@@ -96,3 +97,24 @@ def describes(cal: CameraCalibration, intr: Intrinsics) -> bool:
         return False
     return all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6) for a, b in (
         (source.fx, intr.fx), (source.fy, intr.fy), (source.cx, intr.cx), (source.cy, intr.cy)))
+
+
+def scaled_calibration(cal: CameraCalibration, width: int, height: int) -> CameraCalibration:
+    """Return the same calibration for the stream resized to ``width`` x ``height``.
+
+    K and P scale like Intrinsics.scaled (focal lengths by the size ratio, the principal
+    point about the pixel-centre convention, P's translation column with its focal
+    length); D and R act on normalised coordinates and stay. A driver that publishes
+    the full-size CameraInfo beside a downscaled image can then still be rectified.
+    """
+    if (cal.width, cal.height) == (width, height):
+        return cal
+    sx, sy = width / cal.width, height / cal.height
+    k = list(cal.k)
+    k[0], k[2] = k[0] * sx, (k[2] + 0.5) * sx - 0.5
+    k[4], k[5] = k[4] * sy, (k[5] + 0.5) * sy - 0.5
+    p = list(cal.p)
+    if len(p) == 12:
+        p[0], p[2], p[3] = p[0] * sx, (p[2] + 0.5) * sx - 0.5, p[3] * sx
+        p[5], p[6], p[7] = p[5] * sy, (p[6] + 0.5) * sy - 0.5, p[7] * sy
+    return dataclasses.replace(cal, width=int(width), height=int(height), k=tuple(k), p=tuple(p))

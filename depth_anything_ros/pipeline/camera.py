@@ -2,16 +2,18 @@
 
 The node, the standalone CLI and the benchmarks all run frames through this object, so
 what one of them computes for a frame is what the others would: which calibration an
-image gets (matched by stamp, scaled to its size, or the field-of-view fallback), the
-network call, relative to metric, the colorized preview, and the organized point grid.
+image gets (matched by stamp, scaled to its size, or the field-of-view fallback),
+rectification, the network call, temporal smoothing, relative to metric, the colorized
+preview, flying-pixel removal and the organized point grid, in that order.
 The caller keeps what is specific to it (messages, threads, logging, counters) and gets
 back, with the arrays, every rejection and warning the frame produced, to count and
 report its own way.
 
 State that belongs to one camera lives here: recent calibrations, the order of its
-stamps, and caches that only change with the camera (the ray grid, the colour table).
-Two threads may use one pipeline at once, one in ``infer`` (which only reads) and one
-in ``finish``; ``finish`` itself is meant for one thread.
+stamps, the temporal filter's history, and caches that only change with the camera (the
+rectification maps, the ray grid, the colour table). Inference threads may call
+``infer`` at the same time (its caches are rebuilt by value, so a race only costs a
+rebuild); ``finish`` keeps history and is meant for one thread, in frame order.
 """
 
 from __future__ import annotations
@@ -22,11 +24,16 @@ from typing import NamedTuple, Optional
 import cv2
 import numpy as np
 
-from depth_anything_ros.geometry.calibration import calibration_fits, CameraCalibration
+from depth_anything_ros.geometry.calibration import (calibration_fits, CameraCalibration,
+                                                     scaled_calibration)
 from depth_anything_ros.geometry.colorize import Colorizer
+from depth_anything_ros.geometry.flying_pixels import FlyingPixelFilter
 from depth_anything_ros.geometry.intrinsics import Intrinsics
 from depth_anything_ros.geometry.rays import RayGrid
+from depth_anything_ros.geometry.rectify import (needs_rectification, rectified_calibration,
+                                                 rectified_intrinsics, Rectifier)
 from depth_anything_ros.geometry.relative import relative_to_metric
+from depth_anything_ros.geometry.temporal import TemporalFilter
 from depth_anything_ros.inference.engine import DepthEngine
 from depth_anything_ros.pipeline.calibration_ring import CalibrationRing
 from depth_anything_ros.pipeline.image_input import DecodedImage, IMAGE_REJECTIONS
@@ -36,9 +43,10 @@ from depth_anything_ros.pipeline.stamp_order import StampOrder, StampVerdict
 # Rejection reasons besides the image decoding ones (image_input.IMAGE_REJECTIONS).
 REJECT_CAMERA_INFO_INVALID = "camera_info_invalid"      # zero/non-finite focal length, bad size
 REJECT_CAMERA_INFO_SIZE = "camera_info_size_mismatch"   # neither the image's size nor a scaling
+REJECT_CAMERA_INFO_DISTORTION = "camera_info_distortion"  # a model rectify cannot apply
 REJECT_STAMP_BACKWARDS = "stamp_backwards"
 REJECTION_KINDS = IMAGE_REJECTIONS + (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
-                                      REJECT_STAMP_BACKWARDS)
+                                      REJECT_CAMERA_INFO_DISTORTION, REJECT_STAMP_BACKWARDS)
 # Warnings (not rejections) a frame can raise; keys for the caller's rate limiter.
 WARN_NO_CALIBRATION = "no_camera_info"
 WARN_CALIBRATION_SCALED = "camera_info_scaled"
@@ -74,14 +82,26 @@ class Wanted:
         return self.depth or self.points or self.colorized or self.relative
 
 
+class NetworkOutput(NamedTuple):
+    """What ``infer`` hands to ``finish``: the network's answer and the camera it saw."""
+
+    raw: np.ndarray                          # at the output size: metres or inverse depth
+    image: DecodedImage                      # as the network saw it (rectified when it was)
+    camera: Intrinsics                       # of ``image``
+    calibration: Optional[CameraCalibration]  # what ``camera`` came from, None: fallback
+    calibration_source: str
+    notes: tuple[Note, ...]
+
+
 @dataclass(frozen=True)
 class FrameOutputs:
     """One frame's results, at the output size (camera or network, ``output_resolution``).
 
     ``depth`` is metres (NaN invalid) whenever metres exist (a metric model, or a
     relative one with ``relative_scale`` > 0) and depth or points were wanted.
-    ``relative`` is the network's inverse depth for relative models. ``points`` is the
-    pipeline's own buffer, overwritten by the next frame: convert or copy it first.
+    ``relative`` is the network's inverse depth for relative models. ``points`` (and
+    ``depth`` when flying pixels are removed from it) are the pipeline's own buffers,
+    overwritten by the next frame: convert or copy them first.
     """
 
     depth: Optional[np.ndarray]
@@ -105,6 +125,10 @@ class CameraPipeline:
         self._stamps = StampOrder()
         self._grid: Optional[RayGrid] = None
         self._colorizer: Optional[Colorizer] = None
+        self._rectifier = Rectifier()
+        self._flying: Optional[FlyingPixelFilter] = None
+        self._filtered: Optional[np.ndarray] = None   # depth with flying pixels as NaN
+        self._temporal: Optional[TemporalFilter] = None
         self._fallback_announced = False
         self.calibration_source = "none yet"
 
@@ -136,41 +160,99 @@ class CameraPipeline:
 
     # --- per frame -------------------------------------------------------------------
 
-    def infer(self, image: DecodedImage, p: NodeParams, lane: int = 0) -> np.ndarray:
-        """Return the network's output at the output size: metres, or relative inverse depth."""
-        return self.engine.infer(image.pixels, image.order,
-                                 self.output_size(image.pixels.shape, p), lane)
+    def infer(self, image: DecodedImage, stamp_ns: int, p: NodeParams,
+              lane: int = 0) -> NetworkOutput:
+        """Pick the frame's calibration, rectify the image if it is distorted, run the network.
 
-    def process(self, image: DecodedImage, stamp_ns: int, p: NodeParams,
-                wanted: Wanted = Wanted(), lane: int = 0) -> FrameOutputs:
-        """``infer`` then ``finish``: one frame from start to end.
-
-        For callers that need no overlap between the network and the rest.
+        The output is at the output size: metres, or relative inverse depth. Every later
+        step works in the camera the network saw, so a rectified frame's outputs all
+        describe the rectified camera.
         """
-        return self.finish(self.infer(image, p, lane), image, stamp_ns, p, wanted)
-
-    def finish(self, raw: np.ndarray, image: DecodedImage, stamp_ns: int, p: NodeParams,
-               wanted: Wanted = Wanted()) -> FrameOutputs:
-        """Everything after the network for a frame whose output ``infer`` gave as ``raw``."""
         notes: list[Note] = []
         height, width = image.pixels.shape[:2]
         camera, calibration = self._camera_intrinsics(stamp_ns, width, height, p, notes)
+        source = self.calibration_source
+        if calibration is not None and p.rectify == "auto" and needs_rectification(calibration):
+            image, camera, calibration = self._rectify(image, camera, calibration, notes)
+        raw = self.engine.infer(image.pixels, image.order,
+                                self.output_size(image.pixels.shape, p), lane)
+        return NetworkOutput(raw, image, camera, calibration, source, tuple(notes))
+
+    def process(self, image: DecodedImage, stamp_ns: int, p: NodeParams,
+                wanted: Wanted = Wanted(), lane: int = 0) -> FrameOutputs:
+        """Run ``infer`` then ``finish``: one frame from start to end.
+
+        For callers that need no overlap between the network and the rest.
+        """
+        return self.finish(self.infer(image, stamp_ns, p, lane), stamp_ns, p, wanted)
+
+    def finish(self, net: NetworkOutput, stamp_ns: int, p: NodeParams,
+               wanted: Wanted = Wanted()) -> FrameOutputs:
+        """Do everything after the network for one frame, in frame order."""
+        raw = self._smooth(net, stamp_ns, p) if p.temporal_smoothing else net.raw
         out_h, out_w = raw.shape
-        output = camera if (out_w, out_h) == (width, height) else camera.scaled(out_w, out_h)
-        metres = self.has_metres(p)
+        camera = net.camera
+        output = camera if (out_w, out_h) == (camera.width, camera.height) else camera.scaled(
+            out_w, out_h)
         depth = None
-        if metres and (wanted.depth or wanted.points or wanted.colorized):
+        if self.has_metres(p) and (wanted.depth or wanted.points or wanted.colorized):
             depth = raw if self.metric_model else relative_to_metric(
                 raw, p.relative_scale, p.relative_shift)
+        cleaned = depth
+        if depth is not None and p.flying_pixel_filter and (
+                wanted.points or (wanted.depth and p.flying_pixels_in_depth)):
+            cleaned = self._without_flying_pixels(depth, output, p)
+        published = cleaned if p.flying_pixels_in_depth else depth
         points = colors = None
-        if wanted.points and depth is not None:
-            points, colors = self._points(depth, output, image, p)
+        if wanted.points and cleaned is not None:
+            points, colors = self._points(cleaned, output, net.image, p)
         return FrameOutputs(
-            depth=depth if (wanted.depth or wanted.points) else None,
+            depth=published if (wanted.depth or wanted.points) else None,
             relative=raw if wanted.relative and not self.metric_model else None,
-            colorized=self._colorize(depth, raw, p) if wanted.colorized else None,
-            points=points, colors=colors, intrinsics=output, calibration=calibration,
-            calibration_source=self.calibration_source, notes=tuple(notes))
+            colorized=self._colorize(published, raw, p) if wanted.colorized else None,
+            points=points, colors=colors, intrinsics=output, calibration=net.calibration,
+            calibration_source=net.calibration_source, notes=net.notes)
+
+    def _rectify(self, image: DecodedImage, camera: Intrinsics, calibration: CameraCalibration,
+                 notes: list[Note]) -> tuple[DecodedImage, Intrinsics,
+                                             Optional[CameraCalibration]]:
+        """Return the image in the rectified camera, as image_proc's rectify node gives it.
+
+        A calibration it cannot apply (an unknown distortion model, binning or a ROI)
+        leaves the frame unrectified: depth still comes out, only the cloud's edges bend,
+        which is better than no depth at all; the note says so.
+        """
+        height, width = image.pixels.shape[:2]
+        scaled = scaled_calibration(calibration, width, height)
+        try:
+            pixels = self._rectifier.rectify(image.pixels, scaled)
+        except ValueError as exc:
+            notes.append(Note(REJECT_CAMERA_INFO_DISTORTION,
+                              f"not rectifying: {exc}; processing the image as it comes"))
+            return image, camera, calibration
+        return (DecodedImage(pixels, image.order), rectified_intrinsics(scaled),
+                rectified_calibration(scaled))
+
+    def _smooth(self, net: NetworkOutput, stamp_ns: int, p: NodeParams) -> np.ndarray:
+        settings = (p.temporal_time_constant, p.temporal_change_ratio,
+                    p.temporal_motion_threshold)
+        smoother = self._temporal
+        if smoother is None or (smoother.time_constant_s, smoother.change_ratio,
+                                smoother.motion_threshold) != settings:
+            smoother = self._temporal = TemporalFilter(*settings)
+        pixels = net.image.pixels
+        if not pixels.flags.c_contiguous:  # a strided view (mono8, rgba8): OpenCV needs packed
+            pixels = np.ascontiguousarray(pixels)
+        return smoother(net.raw, pixels, stamp_ns * 1e-9 if stamp_ns else None)
+
+    def _without_flying_pixels(self, depth: np.ndarray, intrinsics: Intrinsics,
+                               p: NodeParams) -> np.ndarray:
+        flying = self._flying
+        if flying is None or flying.min_angle_deg != p.flying_pixel_min_angle_deg:
+            flying = self._flying = FlyingPixelFilter(p.flying_pixel_min_angle_deg)
+        if self._filtered is None or self._filtered.shape != depth.shape:
+            self._filtered = np.empty(depth.shape, np.float32)
+        return flying.remove(depth, intrinsics, self._filtered)
 
     def _camera_intrinsics(self, stamp_ns: int, width: int, height: int, p: NodeParams,
                            notes: list[Note]) -> tuple[Intrinsics, Optional[CameraCalibration]]:

@@ -24,6 +24,7 @@ INFERENCE_PRECISIONS = ("", "f32", "bf16", "f16")
 INPUT_TRANSPORTS = ("raw", "compressed")
 QOS_CHOICES = ("sensor_data", "reliable")
 OUTPUT_RESOLUTIONS = ("camera", "network")
+RECTIFY_CHOICES = ("auto", "off")
 
 
 class ParameterError(ValueError):
@@ -126,6 +127,37 @@ class NodeParams:
         value_range=(0.0, 1.0e6))
     relative_shift: float = _param(
         0.0, "Relative models only: see relative_scale.", value_range=(-1.0e6, 1.0e6))
+    rectify: str = _param(
+        "auto", "auto: when the matched CameraInfo has a non-zero distortion vector (plumb_bob, "
+        "rational_polynomial, equidistant), rectify the image before inference as image_proc's "
+        "rectify node does; every output is then in the rectified camera and depth/camera_info "
+        "carries D = 0, K = P[:3,:3], R = I. off: use the image as it comes.",
+        choices=RECTIFY_CHOICES)
+    flying_pixel_filter: bool = _param(
+        True, "Remove flying pixels from depth/points: the veil of points that the network's "
+        "blur across object edges puts between foreground and background, which costmaps would "
+        "mark as obstacles.")
+    flying_pixel_min_angle_deg: float = _param(
+        2.0, "A point whose surface meets its viewing ray at less than this angle (degrees) is "
+        "a flying pixel. 2.0 keeps a floor seen from 0.5 m height out to 14 m.",
+        value_range=(0.1, 45.0))
+    flying_pixels_in_depth: bool = _param(
+        False, "With flying_pixel_filter, also set flying pixels to NaN in depth/image "
+        "(REP 117 invalid).")
+    temporal_smoothing: bool = _param(
+        False, "Smooth depth over time where the scene is static; a pixel whose depth changes "
+        "takes the new value at once, and all smoothing restarts when the image shows that "
+        "the camera moved.")
+    temporal_time_constant: float = _param(
+        0.5, "temporal_smoothing: time constant (s) of the per-pixel average.",
+        value_range=(0.01, 60.0))
+    temporal_change_ratio: float = _param(
+        0.08, "temporal_smoothing: a pixel whose depth differs from its running estimate by "
+        "more than this fraction takes the new depth.", value_range=(0.001, 1.0))
+    temporal_motion_threshold: float = _param(
+        4.0, "temporal_smoothing: mean grey-level change of an 80x60 thumbnail of the image "
+        "(beyond the change of its mean brightness) taken as camera motion, which restarts "
+        "the smoothing.", value_range=(0.01, 255.0))
     fallback_hfov_deg: float = _param(
         60.0, "Horizontal field of view (degrees) assumed until a calibrated CameraInfo "
         "arrives.", value_range=(1.0, 179.0))

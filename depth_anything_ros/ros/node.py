@@ -32,7 +32,6 @@ from typing import Any, NamedTuple, Optional, Union
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
-import numpy as np
 import rclpy
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -43,8 +42,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig, ModelLoadError
-from depth_anything_ros.pipeline.camera import (CameraPipeline, Note, REJECT_STAMP_BACKWARDS,
-                                                REJECTION_KINDS, Wanted)
+from depth_anything_ros.pipeline.camera import (CameraPipeline, NetworkOutput, Note,
+                                                REJECT_STAMP_BACKWARDS, REJECTION_KINDS, Wanted)
 from depth_anything_ros.pipeline.frame_slot import FrameSlot
 from depth_anything_ros.pipeline.image_input import (check_compressed_header, compressed_to_array,
                                                      DecodedImage, image_to_array, ImageDecodeError)
@@ -96,8 +95,7 @@ class _Inferred(NamedTuple):
 
     sequence: int
     header: Header
-    image: DecodedImage
-    raw: np.ndarray           # network output at output size (metres or inverse depth)
+    net: NetworkOutput        # the network's output and the (possibly rectified) image
     inference_s: float
     params: NodeParams        # the frame is finished with the parameters it started with
     wanted: Wanted
@@ -430,12 +428,12 @@ class DepthNode(LifecycleNode):
                 self._reject(exc.kind, f"ignoring image: {exc}")
                 return None
         started = time.perf_counter()
-        raw = pipeline.infer(image, p, lane)
+        net = pipeline.infer(image, stamp_ns(frame.header.stamp), p, lane)
         inference_s = time.perf_counter() - started
         if not self._compiled_once:
             self._compiled_once = True
-            self._log_compiled(pipeline, image, p)
-        return _Inferred(frame.sequence, frame.header, image, raw, inference_s, p, wanted)
+            self._log_compiled(pipeline, net.image, p)
+        return _Inferred(frame.sequence, frame.header, net, inference_s, p, wanted)
 
     def _wanted(self, pipeline: CameraPipeline, p: NodeParams) -> Wanted:
         outputs = self._outputs
@@ -501,8 +499,8 @@ class DepthNode(LifecycleNode):
             return
         self._last_published = inferred.sequence
         header = inferred.header
-        out = pipeline.finish(inferred.raw, inferred.image, stamp_ns(header.stamp),
-                              inferred.params, inferred.wanted)
+        out = pipeline.finish(inferred.net, stamp_ns(header.stamp), inferred.params,
+                              inferred.wanted)
         for note in out.notes:
             self._note(note)
         if out.relative is not None:
