@@ -66,7 +66,7 @@ def run_msg_fill(runs: int, height: int, width: int) -> list[dict]:
             "array.array('B').frombytes(arr)": _array_frombytes,
             "msg.data = memoryview(arr)": _memoryview,
             "reused array.array, numpy copy into it": _reused_array(buffer.nbytes),
-            "ros_codec.fill_data (what the node uses)": fill_data,
+            "ros.codec.fill_data (what the node uses)": fill_data,
         }
         for check in (False, True):
             for method, fill in methods.items():
