@@ -41,7 +41,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from depth_anything_ros.geometry.calibration import calibration_fits
 from depth_anything_ros.geometry.intrinsics import Intrinsics
-from depth_anything_ros.pipeline.camera import (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
+from depth_anything_ros.pipeline.camera import (REJECT_CAMERA_INFO_DISTORTION,
+                                                REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
                                                 REJECT_STAMP_BACKWARDS, REJECTION_KINDS)
 from depth_anything_ros.pipeline.image_input import (check_compressed_header, compressed_to_array,
                                                      image_to_array, ImageDecodeError,
@@ -153,14 +154,17 @@ class Generator:
         assert caught.value.kind == kind, (kind, str(caught.value))
         return msg, kind
 
-    def camera_info(self, width: int, height: int) -> tuple[CameraInfo, tuple[float, ...], bool]:
+    def camera_info(self, width: int, height: int
+                    ) -> tuple[CameraInfo, tuple[float, ...], str | None]:
         """Return a valid CameraInfo for a ``width`` x ``height`` image.
 
-        The CameraInfo is of its own size, a scaled one, or (counted, fallback used) another
-        shape. Returns it, the K the node must republish, and whether it is a size mismatch.
+        The CameraInfo is of its own size, a scaled one, (counted, fallback used) another
+        shape, or (counted, used unrectified) its own size with a lens model rectification
+        does not know. Returns it, the K the node must republish, and the rejection reason
+        the frame adds, if any.
         """
         base = BASE[(width, height)]
-        choice = self.rng.choice(["same", "same", "scaled", "scaled", "mismatch"])
+        choice = self.rng.choice(["same", "same", "scaled", "scaled", "mismatch", "lens"])
         if choice == "mismatch":
             cal_w, cal_h = self.rng.choice([(width, width), (width + 20, height),
                                             (height, width), (width * 2, height * 3)])
@@ -168,13 +172,17 @@ class Generator:
             assert not calibration_fits(cal, width, height)
             expected = Intrinsics.from_fov(width, height, HFOV_DEG)
         else:
-            factor = 1 if choice == "same" else self.rng.choice([2, 8, 0.5])
+            factor = self.rng.choice([2, 8, 0.5]) if choice == "scaled" else 1
             cal = base.scaled(round(width * factor), round(height * factor))
             assert calibration_fits(cal, width, height)
             expected = base
         info = CameraInfo(width=cal.width, height=cal.height, k=cal.k_matrix(),
                           distortion_model="plumb_bob", d=[0.0] * 5)
-        return info, expected.k_matrix(), choice == "mismatch"
+        if choice == "lens":
+            info.distortion_model, info.d = "fisheye_v9", [0.1, -0.02, 0.0, 0.0]
+        kind = {"mismatch": REJECT_CAMERA_INFO_SIZE,
+                "lens": REJECT_CAMERA_INFO_DISTORTION}.get(choice)
+        return info, expected.k_matrix(), kind
 
     def invalid_camera_info(self) -> CameraInfo:
         k = list(BASE[(80, 60)].k_matrix())
@@ -290,14 +298,15 @@ def send_calibrations(target: Target, gen: Generator, width: int, height: int,
                       stamp: int) -> tuple[tuple[float, ...], bool]:
     """Send the frame's CameraInfo, first in its batch so it is taken before its image.
 
-    Then send a few invalid ones; returns the valid one's K and whether its size mismatches.
+    Then send a few invalid ones; returns the valid one's K and the rejection reason its
+    frame adds, if any.
     """
-    info, k, mismatch = gen.camera_info(width, height)
+    info, k, kind = gen.camera_info(width, height)
     target.send_info(info, stamp)
     for _ in range(gen.rng.randrange(0, INFOS_PER_BATCH)):
         target.send_info(gen.invalid_camera_info(), target.tick())
         target.reject(REJECT_CAMERA_INFO_INVALID)
-    return k, mismatch
+    return k, kind
 
 
 def run_raw(target: Target, gen: Generator, frames: int) -> None:
@@ -313,7 +322,7 @@ def run_raw(target: Target, gen: Generator, frames: int) -> None:
             stamp = 0
         else:
             stamp = target.clock_ns + BATCH_SPAN_NS
-        k, mismatch = send_calibrations(target, gen, width, height, stamp)
+        k, calibration_kind = send_calibrations(target, gen, width, height, stamp)
         backwards_slot = rng.randrange(0, IMAGES_PER_BATCH) if rng.random() < 0.6 else -1
         for slot in range(rng.randrange(3, IMAGES_PER_BATCH)):
             if slot == backwards_slot and target.reference_ns:
@@ -326,8 +335,8 @@ def run_raw(target: Target, gen: Generator, frames: int) -> None:
         target.send_image(gen.valid_raw(width, height), stamp)
         target.accept_stamp(stamp)
         target.clock_ns = max(target.clock_ns, stamp)
-        if mismatch:
-            target.reject(REJECT_CAMERA_INFO_SIZE)
+        if calibration_kind is not None:
+            target.reject(calibration_kind)
         target.expected.answers.append(((stamp // 10**9, stamp % 10**9), k))
         target.wait_answers(index + 1, STARTUP_TIMEOUT_S if index == 0 else ANSWER_TIMEOUT_S)
 
@@ -336,7 +345,7 @@ def run_compressed(target: Target, gen: Generator, frames: int) -> None:
     rng = gen.rng
     for index in range(frames):
         stamp = target.clock_ns + BATCH_SPAN_NS
-        k, mismatch = send_calibrations(target, gen, 80, 60, stamp)
+        k, calibration_kind = send_calibrations(target, gen, 80, 60, stamp)
         backwards_slot = rng.randrange(0, IMAGES_PER_BATCH) if rng.random() < 0.5 else -1
         for slot in range(rng.randrange(2, IMAGES_PER_BATCH)):
             if slot == backwards_slot and target.reference_ns:
@@ -354,8 +363,8 @@ def run_compressed(target: Target, gen: Generator, frames: int) -> None:
         target.send_image(gen.compressed("valid"), stamp)
         target.accept_stamp(stamp)
         target.clock_ns = stamp
-        if mismatch:
-            target.reject(REJECT_CAMERA_INFO_SIZE)
+        if calibration_kind is not None:
+            target.reject(calibration_kind)
         target.expected.answers.append(((stamp // 10**9, stamp % 10**9), k))
         target.wait_answers(index + 1, STARTUP_TIMEOUT_S if index == 0 else ANSWER_TIMEOUT_S)
 
@@ -388,7 +397,8 @@ class Counters:
 
     def image_rejections(self) -> int:
         return sum(v for k, v in self.rejected.items()
-                   if k not in (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE))
+                   if k not in (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
+                                REJECT_CAMERA_INFO_DISTORTION))
 
     def idle(self) -> bool:
         """Every received image is accounted for: nothing is pending in the node."""
