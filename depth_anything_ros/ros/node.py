@@ -579,7 +579,14 @@ def main(args: Optional[list[str]] = None) -> int:
             node.trigger_activate()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        try:
+            executor.spin()
+        except _rclpy.RCLError:
+            # SIGINT/SIGTERM shut the context down from rclpy's signal handler; an executor
+            # that wakes in that instant (a guard condition, a matched event) fails to
+            # build its wait set on the dead context. That is the shutdown, not a fault.
+            if rclpy.ok():
+                raise
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
