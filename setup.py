@@ -40,8 +40,10 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")
          + [f"{PACKAGE}/ros/fastdds_large_outputs.xml"]),  # also for the user's camera driver
     ],
+    # rosbags and tqdm: depth_anything_bag. rosbags below 0.12 because its MCAP storage is
+    # subclassed (cli/bag_mcap.py) and the next minor release may change it.
     install_requires=["setuptools", "numpy", "openvino>=2024.0", "opencv-python-headless",
-                      "pyyaml"],
+                      "pyyaml", "rosbags>=0.11.9,<0.12", "tqdm"],
     extras_require={
         "export": ["torch", "onnx", "onnxscript", "nncf", "huggingface_hub", "safetensors"],
         "test": ["pytest", "hypothesis", "onnxruntime", "transformers", "matplotlib",
@@ -66,6 +68,7 @@ setup(
             f"depth_anything_node = {PACKAGE}.ros.node:main",
             f"depth_anything_export = {PACKAGE}.export.cli:main",
             f"depth_anything_infer = {PACKAGE}.cli.infer:main",
+            f"depth_anything_bag = {PACKAGE}.cli.bag:main",
         ],
     },
 )

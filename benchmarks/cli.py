@@ -13,11 +13,13 @@ import tempfile
 import time
 import traceback
 
+from benchmarks.network_sides import parse_sides, run_sides
 from depth_anything_ros.inference.sizing import DEFAULT_SIDE, network_size, parse_hw
 
-SECTIONS = ("model", "pipeline", "ros", "startup")
+SECTIONS = ("model", "pipeline", "ros", "startup", "bag", "multicam")
 DEFAULT_SIZES = ((480, 640), (518, 518))
-QUICK = {"runs": 3, "warmup": 1, "calibration_size": 4, "held_out": 1, "ros_duration": 4.0}
+QUICK = {"runs": 3, "warmup": 1, "calibration_size": 4, "held_out": 1, "ros_duration": 4.0,
+         "bag_frames": 12, "bag_rounds": 1}
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -44,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--side", type=int, default=DEFAULT_SIDE,
                         help="network short side: the camera size maps to the network size by "
                              f"the upstream rule (default {DEFAULT_SIDE}; 480x640 -> 518x686)")
+    parser.add_argument("--sides", type=parse_sides, metavar="S[,S...]",
+                        help="with the model section: also our FP16 IR at these network short "
+                             "sides for the first camera size (e.g. 518,448,392,336,280)")
     parser.add_argument("--runs", type=int, help="timed runs per measurement (default 20)")
     parser.add_argument("--warmup", type=int, help="untimed runs first (default 3)")
     parser.add_argument("--sections", type=_sections, default=list(SECTIONS),
@@ -61,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ros-duration", type=float,
                         help="seconds of the sustained 30 Hz run (default 20)")
     parser.add_argument("--camera-hz", type=float, default=30.0)
+    parser.add_argument("--bag-frames", type=int,
+                        help="frames in the bag section's recording (default 30)")
     parser.add_argument("--domain-id", type=int, default=1 + (os.getpid() + 50) % 100,
                         help="ROS_DOMAIN_ID for the ros/startup/pipeline sections")
     parser.add_argument("--quick", action="store_true",
@@ -89,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup = args.warmup if args.warmup is not None else (QUICK["warmup"] if quick else 3)
     calibration_size = args.calibration_size or (QUICK["calibration_size"] if quick else 32)
     ros_duration = args.ros_duration or (QUICK["ros_duration"] if quick else 20.0)
+    bag_frames = args.bag_frames or (QUICK["bag_frames"] if quick else 30)
     sizes = args.image_size or (list(DEFAULT_SIZES[:1]) if quick else list(DEFAULT_SIZES))
 
     def log(text: str) -> None:
@@ -142,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             key = f"{net[0]}x{net[1]}"
             results["model"][key] = section(f"model {key}",
                                             lambda size=size, net=net: runner.run(size, net))
+        if args.sides:
+            results["model_sides"] = section("model sides", lambda: run_sides(
+                builder, settings, camera, args.sides, log))
 
     def node_models():
         """Return the node's default IR (FP16) at the first camera size, exported if needed."""
@@ -164,11 +175,35 @@ def main(argv: list[str] | None = None) -> int:
         results["startup"] = section("startup", lambda: run_startup(
             node_models(), camera, args.domain_id, work, log))
 
+    if "bag" in args.sections:
+        from benchmarks.bag_throughput import ROUNDS, run_bag
+
+        rounds = QUICK["bag_rounds"] if quick else ROUNDS
+        results["bag"] = section("bag", lambda: run_bag(
+            node_models(), camera, bag_frames, work, log, rounds))
+
+    if "multicam" in args.sections:
+        from benchmarks.multicam import run_multicam
+
+        results["multicam"] = section("multicam", lambda: run_multicam(
+            node_models(), camera, ros_duration, args.camera_hz, args.domain_id, work, log))
+
     results["meta"]["load_average"]["end"] = os.getloadavg()[0]
     results["meta"]["seconds"] = round(time.time() - started, 1)
     results["meta"]["benchmark_peak_rss_mb"] = \
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     text = write_all(results, args.out)
+    if "bag" in results:
+        # report.py renders the sections it knows; the bag section brings its own table.
+        from benchmarks.bag_throughput import bag_table
+
+        text += "\n" + bag_table(results["bag"])
+    if "multicam" in results:
+        from benchmarks.multicam import multicam_table
+
+        text += "\n" + multicam_table(results["multicam"])
+    if "bag" in results or "multicam" in results:
+        (args.out / "results.md").write_text(text)
     print(text)
     if failed:
         log(f"node logs and caches kept in {work}")

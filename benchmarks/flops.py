@@ -5,6 +5,12 @@ are well over 95% of a ViT + DPT head. Softmax, LayerNorm, GELU, resizes and add
 left out, so the count is a slight underestimate and achieved GFLOP/s slightly
 pessimistic. Shapes come from ONNX shape inference with data propagation, which also
 resolves the batch dimension the class-token Expand leaves symbolic.
+
+The MatMuls are split by what OpenVINO makes of them, because each kind has its own
+limit: a MatMul with a constant second input (the Linear layers) becomes a
+FullyConnected layer with weights packed at compile time, one of two activations
+(Q·Kᵀ and attention·V) stays a MatMul inside the fused attention. The Softmax inputs are
+counted too: one exponential per element, the attention's other cost.
 """
 
 from __future__ import annotations
@@ -23,9 +29,15 @@ COUNTED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 class FlopCount:
     gflops: float
     by_op: dict[str, float]   # GFLOPs per op type
+    fc_gflops: float = 0.0          # MatMul with a constant weight, and Gemm
+    attention_gflops: float = 0.0   # MatMul of two activations
+    exponentials: int = 0           # elements entering a Softmax
+    softmax_inputs: tuple[tuple[int, ...], ...] = ()  # one shape per Softmax node
 
     def to_json(self) -> dict:
-        return {"gflops": self.gflops, "by_op": self.by_op}
+        return {"gflops": self.gflops, "by_op": self.by_op, "fc_gflops": self.fc_gflops,
+                "attention_gflops": self.attention_gflops, "exponentials": self.exponentials,
+                "softmax_inputs": [list(shape) for shape in self.softmax_inputs]}
 
 
 def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
@@ -75,21 +87,39 @@ def node_flops(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> float | No
 
 
 def count_flops(onnx_path: Path) -> FlopCount:
-    """Raise ValueError if a counted node has shapes inference could not resolve.
+    """Raise ValueError if a counted node or a Softmax has shapes inference could not resolve.
 
     A silent zero there would make the achieved GFLOP/s look wrong without saying why.
     """
     model = onnx.load(str(onnx_path), load_external_data=False)
     inferred = shape_inference.infer_shapes(model, data_prop=True)
     shapes = _shapes(inferred)
+    constants = {init.name for init in inferred.graph.initializer}
+    constants.update(out for node in inferred.graph.node if node.op_type == "Constant"
+                     for out in node.output)
     by_op = dict.fromkeys(COUNTED_OPS, 0.0)
+    attention = 0.0
+    softmax_inputs: list[tuple[int, ...]] = []
     for node in inferred.graph.node:
+        if node.op_type == "Softmax":
+            if node.input[0] not in shapes:
+                raise _unresolved(onnx_path, node)
+            softmax_inputs.append(tuple(shapes[node.input[0]]))
         if node.op_type not in COUNTED_OPS:
             continue
         flops = node_flops(node, shapes)
         if flops is None:
-            raise ValueError(f"{onnx_path.name}: no static shape for {node.op_type} node "
-                             f"{node.name!r}; export at a fixed size")
+            raise _unresolved(onnx_path, node)
         by_op[node.op_type] += flops
+        if node.op_type == "MatMul" and node.input[1] not in constants:
+            attention += flops
+    fc = by_op["MatMul"] - attention + by_op["Gemm"]
     by_op = {op: round(v / 1e9, 3) for op, v in by_op.items() if v}
-    return FlopCount(round(sum(by_op.values()), 3), by_op)
+    return FlopCount(round(sum(by_op.values()), 3), by_op, round(fc / 1e9, 3),
+                     round(attention / 1e9, 3),
+                     sum(math.prod(shape) for shape in softmax_inputs), tuple(softmax_inputs))
+
+
+def _unresolved(onnx_path: Path, node: onnx.NodeProto) -> ValueError:
+    return ValueError(f"{onnx_path.name}: no static shape for {node.op_type} node "
+                      f"{node.name!r}; export at a fixed size")

@@ -4,8 +4,8 @@ The peak comes from ``lscpu``: physical cores x clock x FLOPs per cycle, where F
 cycle assumes two FMA pipes per core at the widest vector width the flags advertise (an
 FMA being 2 FLOPs). The clock is lscpu's max MHz; virtual machines often report none, and
 then the nominal clock from /proc/cpuinfo is used, which boost clocks exceed: a model can
-then beat the "peak", which says the clock assumption is low. The measured GEMM rate in
-``model_latency`` is the practical counterpart.
+then beat the "peak", which says the clock assumption is low. The measured FC ceiling
+(``fc_ceiling``) is the practical counterpart.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ the baselines would still need are timed separately (``baseline_extra_ms``).
 
 All variants are loaded first and then timed in interleaved rounds
 (``timing.measure_interleaved``): on a machine shared with other work, a busy minute
-then slows every variant alike instead of whichever one happened to be running.
+then slows every variant alike instead of whichever one happened to be running. The
+limits the report compares with are timed in the same rounds: the FC ceiling
+(``fc_ceiling``), the softmax bound (``softmax_bound``) and our FP16 IR with per-layer
+counters for where its time goes (``time_split``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from benchmarks import fc_ceiling, softmax_bound, time_split
 from benchmarks.artifacts import HELD_OUT_SEED, ModelBuilder, ModelFiles, scenes
 from benchmarks.flops import count_flops
 from benchmarks.machine import Machine
@@ -46,7 +50,7 @@ class Row:
     p95_rel_error: float | None = None
     gflops_per_s: float | None = None
     peak_fraction: float | None = None      # of the estimated peak at `execution`
-    gemm_fraction: float | None = None      # of the measured GEMM rate at `execution`
+    fc_fraction: float | None = None        # of the FC ceiling at `execution`
 
     @property
     def ms_per_frame(self) -> float:
@@ -74,7 +78,7 @@ class _Timed:
 
 
 @dataclass
-class _Queued:
+class Queued:
     row: Row
     queue: object             # ov.AsyncInferQueue
     frame: np.ndarray
@@ -88,34 +92,57 @@ class _Queued:
         return frames / (time.perf_counter() - started)
 
 
-GEMM_SIZE = 2048
-GEMM_FLOPS = 2 * GEMM_SIZE**3
+def time_queued(queued: list[Queued], frames: int, log: Callable[[str], None]) -> None:
+    """Throughput in chunks of 4 x requests frames, chunks of the variants interleaved.
+
+    Each chunk fills and drains the queue, so the figure is slightly conservative;
+    frames/s is the median over chunks.
+    """
+    if not queued:
+        return
+    chunk = 4 * max(int(q.row.requests or 1) for q in queued)
+    chunks = max(3, frames // chunk)
+    for item in queued:
+        item.run(chunk)  # warm-up
+    rates: list[list[float]] = [[] for _ in queued]
+    for _ in range(chunks):
+        for index, item in enumerate(queued):
+            time.sleep(SPIN_PAUSE_S)
+            rates[index].append(item.run(chunk))
+    for item, values in zip(queued, rates):
+        item.row.fps = float(np.median(values))
+        log(f"  {item.row.backend}: {item.row.fps:.2f} frames/s")
 
 
-def gemm_calls() -> dict[str, Callable[[], object]]:
-    """Return a 2048^3 matrix product compiled by OpenVINO for f32 and bf16.
+def throughput_queue(models: ModelFiles, precision: str, camera: np.ndarray) -> Queued:
+    """THROUGHPUT hint: the plugin's streams, fed by an AsyncInferQueue.
 
-    The bf16 one only where the CPU computes it. It is the friendliest workload there is for
-    the same runtime, so its best rate is the practical ceiling the model's GFLOP/s is
-    compared with ("% of GEMM"). (PyTorch's f32 matmul was no ceiling here: its MKL path
-    reached 200 GFLOP/s on an AMD CPU where ONNX Runtime ran the whole model at 320.)
+    The queue holds as many requests as the plugin asks for.
     """
     import openvino as ov
-    import openvino.opset13 as ops
 
-    rng = np.random.default_rng(0)
-    weights = rng.random((GEMM_SIZE, GEMM_SIZE), np.float32)
-    data = rng.random((GEMM_SIZE, GEMM_SIZE), np.float32)
-    param = ops.parameter([GEMM_SIZE, GEMM_SIZE], ov.Type.f32)
-    model = ov.Model([ops.matmul(param, ops.constant(weights), False, False)], [param])
-    calls = {}
-    for hint in ("f32", "bf16"):
-        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
-        if _ov_precision(compiled) != hint:
-            continue  # no bf16 on this CPU: it would just repeat f32
-        request = compiled.create_infer_request()
-        calls[hint] = lambda request=request: request.infer({0: data})
-    return calls
+    engine = DepthEngine(EngineConfig(str(models.ours[precision]), cache_dir="none",
+                                      performance_hint="THROUGHPUT"))
+    compiled = engine.compiled(*camera.shape[:2])
+    requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    streams = int(compiled.get_property("NUM_STREAMS"))
+    label = (f"ours {precision.upper()} IR, THROUGHPUT hint, async queue "
+             f"({streams} streams, {requests} requests)")
+    row = Row(f"ours_{precision}_throughput", label, precision, _ov_precision(compiled),
+              "u8 image", streams=streams, requests=requests)
+    # Prepared once: the host resize (about 1 ms) is left out of these rows.
+    return Queued(row, ov.AsyncInferQueue(compiled, requests),
+                  engine.network_input(camera).copy())
+
+
+def _in_turn(calls: list[Callable[[], object]]) -> None:
+    """Run OpenVINO-only calls back to back.
+
+    One idle pause per round for all of them instead of one each: the pause is there for
+    other runtimes' spinning thread pools, and these share OpenVINO's.
+    """
+    for call in calls:
+        call()
 
 
 def _ov_precision(compiled) -> str:
@@ -157,23 +184,34 @@ class ModelSection:
             "resize_back": lambda: cv2.resize(net_input[0, 0], camera_size[::-1],
                                               interpolation=cv2.INTER_LINEAR),
         }
-        gemm = gemm_calls()
-        timings = self._time_interleaved(timed, {**extra_calls, **gemm})
+        # The limits, and the FP16 IR with per-layer counters, in the same rounds.
+        profiled = time_split.profiled_model(self._engine(models.ours["fp16"]), camera)
+        in_model = fc_ceiling.model_fc_shapes(profiled.layers)
+        fcs = fc_ceiling.fc_calls(in_model)
+        softmaxes = softmax_bound.softmax_calls(flops.softmax_inputs)
+        bounds = [c.request for c in fcs] + [c.request for c in softmaxes]
+        probes = {"fp16_profiled": profiled.request, "bounds": lambda: _in_turn(bounds)}
+        timings = self._time_interleaved(timed, {**extra_calls, **probes})
         extra = {name: timings[name] for name in extra_calls}
         # Best of the rounds: the rate the machine reaches when nothing else interferes.
-        gemm_gflops = {name: round(GEMM_FLOPS / (timings[name]["min_ms"] / 1e3) / 1e9, 1)
-                       for name in gemm}
+        ceiling = fc_ceiling.summarize(fcs, s.runs, in_model)
+        softmax = softmax_bound.summarize(softmaxes, s.runs, flops.softmax_inputs) \
+            if softmaxes else None
+        split = {"execution": profiled.execution,
+                 **time_split.split(profiled.layers, profiled.request.timed(s.runs))}
+        split["limits"] = time_split.limits(split, flops.to_json(), ceiling, softmax)
         if "fp32" in models.ours:
             self._accuracy(models, timed, held_out)
-        queued = [self._queued(models, p, camera) for p in ("fp16", "int8") if p in models.ours]
-        self._time_queued(queued)
+        queued = [throughput_queue(models, p, camera) for p in ("fp16", "int8")
+                  if p in models.ours]
+        time_queued(queued, s.throughput_frames, self.log)
 
         rows = [t.row for t in timed] + [q.row for q in queued]
         for row in rows:
-            self._add_compute(row, flops.gflops, gemm_gflops)
+            self._add_compute(row, flops.gflops, ceiling["gflops"])
         return {"camera_size": list(camera_size), "network_size": list(network_size),
-                "flops": flops.to_json(), "gemm_gflops": gemm_gflops,
-                "baseline_extra_ms": extra,
+                "flops": flops.to_json(), "fc_ceiling": ceiling, "softmax_bound": softmax,
+                "time_split": split, "baseline_extra_ms": extra,
                 "rows": [r.to_json() for r in rows]}
 
     # --- timing --------------------------------------------------------------------
@@ -194,27 +232,6 @@ class ModelSection:
                      f"p90 {latency.p90_ms:.1f} ms")
         return extra
 
-    def _time_queued(self, queued: list[_Queued]) -> None:
-        """Throughput in chunks of 4 x requests frames, chunks of the variants interleaved.
-
-        Each chunk fills and drains the queue, so the figure is slightly conservative;
-        frames/s is the median over chunks.
-        """
-        if not queued:
-            return
-        chunk = 4 * max(int(q.row.requests or 1) for q in queued)
-        chunks = max(3, self.settings.throughput_frames // chunk)
-        for item in queued:
-            item.run(chunk)  # warm-up
-        rates: list[list[float]] = [[] for _ in queued]
-        for _ in range(chunks):
-            for index, item in enumerate(queued):
-                time.sleep(SPIN_PAUSE_S)
-                rates[index].append(item.run(chunk))
-        for item, values in zip(queued, rates):
-            item.row.fps = float(np.median(values))
-            self.log(f"  {item.row.backend}: {item.row.fps:.2f} frames/s")
-
     def _accuracy(self, models: ModelFiles, timed: list[_Timed],
                   held_out: list[np.ndarray]) -> None:
         reference = self._engine(models.ours["fp32"], inference_precision="f32")
@@ -225,15 +242,15 @@ class ModelSection:
                 item.row.median_rel_error, item.row.p95_rel_error = \
                     relative_errors(outputs, references)
 
-    def _add_compute(self, row: Row, gflops: float, gemm_gflops: dict[str, float]) -> None:
+    def _add_compute(self, row: Row, gflops: float, ceiling: dict[str, float]) -> None:
         seconds = row.ms_per_frame / 1e3
         if seconds <= 0:
             return
         row.gflops_per_s = round(gflops / seconds, 1)
         execution = "int8" if row.weights == "int8" else row.execution
         row.peak_fraction = round(row.gflops_per_s / self.machine.peak_for(execution), 4)
-        gemm = gemm_gflops.get(execution)  # no int8 GEMM reference
-        row.gemm_fraction = round(row.gflops_per_s / gemm, 4) if gemm else None
+        fc = ceiling.get(execution)  # no int8 FC ceiling
+        row.fc_fraction = round(row.gflops_per_s / fc, 4) if fc else None
 
     # --- variants ------------------------------------------------------------------
 
@@ -292,22 +309,3 @@ class ModelSection:
                                     precision, execution, "u8 image"),
                                 lambda engine=engine: engine.infer(camera), engine.infer))
         return timed
-
-    def _queued(self, models: ModelFiles, precision: str, camera: np.ndarray) -> _Queued:
-        """THROUGHPUT hint: the plugin's streams, fed by an AsyncInferQueue.
-
-        The queue holds as many requests as the plugin asks for.
-        """
-        import openvino as ov
-
-        engine = self._engine(models.ours[precision], performance_hint="THROUGHPUT")
-        compiled = engine.compiled(*camera.shape[:2])
-        requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        streams = int(compiled.get_property("NUM_STREAMS"))
-        label = (f"ours {precision.upper()} IR, THROUGHPUT hint, async queue "
-                 f"({streams} streams, {requests} requests)")
-        row = Row(f"ours_{precision}_throughput", label, precision, _ov_precision(compiled),
-                  "u8 image", streams=streams, requests=requests)
-        # Prepared once: the host resize (about 1 ms) is left out of these rows.
-        return _Queued(row, ov.AsyncInferQueue(compiled, requests),
-                       engine.network_input(camera).copy())

@@ -32,12 +32,14 @@ from depth_anything_ros.geometry.flying_pixels import FlyingPixelFilter
 from depth_anything_ros.geometry.intrinsics import Intrinsics
 from depth_anything_ros.geometry.rays import RayGrid
 from depth_anything_ros.geometry.rectify import Rectifier
+from depth_anything_ros.geometry.reference import GroundPlane, pose_from_extrinsic
 from depth_anything_ros.geometry.temporal import TemporalFilter
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from depth_anything_ros.inference.preprocess import reference_tensor
 from depth_anything_ros.pipeline.camera import CameraPipeline, Wanted
 from depth_anything_ros.pipeline.image_input import image_to_array
 from depth_anything_ros.pipeline.parameters import NodeParams
+from depth_anything_ros.pipeline.scale_alignment import CameraAlignment
 from depth_anything_ros.ros.cloud_msg import CloudBuilder
 from depth_anything_ros.ros.codec import array_to_image
 
@@ -79,6 +81,56 @@ class _Publishers:
         for node, context in zip(self.nodes, self.contexts):
             node.destroy_node()
             rclpy.try_shutdown(context=context)
+
+
+def alignment_stages(depth: np.ndarray,
+                     camera: Intrinsics) -> list[tuple[str, Callable[[], object]]]:
+    """Return a reference's arrival and a frame's alignment, per ``scale_source``.
+
+    Each on a relative model's output (the affine fit, the dearer one), with the node's
+    defaults; the prediction is the inverse of the network's depth, the references the
+    depth itself. Sparse as real ones are: 0.5 % of the pixels of a registered depth
+    image, and a 16-beam LiDAR's 14400 points of which two thirds face the camera.
+    """
+    prediction = (1.0 / np.maximum(depth, 0.1)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    sparse = np.full(depth.shape, np.nan, np.float32)
+    chosen = rng.random(depth.shape) < 0.005
+    sparse[chosen] = depth[chosen]
+    # 16 beams across the image, 900 returns each over 360 degrees: 600 face the camera
+    # (back-projected from the depth), 300 lie behind it and must be dropped.
+    rows = np.linspace(0, depth.shape[0] - 1, 16).astype(int)[:, None]
+    cols = np.linspace(0, depth.shape[1] - 1, 600).astype(int)[None, :]
+    z = depth[rows, cols]
+    ahead = np.stack([(cols - camera.cx) / camera.fx * z, (rows - camera.cy) / camera.fy * z,
+                      z], axis=-1).reshape(-1, 3)
+    behind = ahead[: len(ahead) // 2] * np.array([1.0, 1.0, -1.0])
+    to_optical = (0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5)
+    rotation, _ = pose_from_extrinsic(to_optical)
+    # LiDAR frame x forward, y left, z up; the extrinsic turns it into the optical frame.
+    lidar = (np.concatenate([ahead, behind]) @ rotation).astype(np.float32)
+    floor = GroundPlane(0.5, 10.0, 0.0).depth(camera)
+    on_floor = (1.0 / np.where(np.isfinite(floor), floor, 20.0)).astype(np.float32)
+    stages = []
+    for source, add, seen in (
+            ("depth", lambda a, p: a.add_depth(sparse, 0, p), prediction),
+            ("points", lambda a, p: a.add_points(lidar, 0, p), prediction),
+            ("ground", None, on_floor)):
+        params = NodeParams(scale_source=source, camera_height=0.5, camera_pitch_deg=10.0,
+                            reference_extrinsic=to_optical)
+        alignment = CameraAlignment(metric_model=False)
+        alignment.metres(seen, 0, camera, params)  # the camera's size is known from now on
+        if add is not None:
+            add(alignment, params)
+            stages.append((f"scale alignment, scale_source {source}: a reference arrives "
+                           "(checked, sampled; executor thread)",
+                           lambda alignment=alignment, add=add, params=params:
+                           add(alignment, params)))
+        stages.append((f"scale alignment, scale_source {source}: per frame (fit, filter, "
+                       "metres; CameraAlignment.metres)",
+                       lambda alignment=alignment, seen=seen, params=params:
+                       alignment.metres(seen, 0, camera, params)))
+    return stages
 
 
 def run_pipeline(models: ModelFiles, camera_size: tuple[int, int], runs: int, warmup: int,
@@ -165,7 +217,8 @@ def run_pipeline(models: ModelFiles, camera_size: tuple[int, int], runs: int, wa
             ("rectify the camera image (Rectifier, plumb_bob, maps cached; distorted cameras)",
              lambda: rectifier.rectify(decoded.pixels, distorted)),
             ("temporal smoothing (TemporalFilter; temporal_smoothing: true)",
-             lambda: temporal(depth, decoded.pixels))):
+             lambda: temporal(depth, decoded.pixels)),
+            *alignment_stages(depth, camera)):
         latency = measure(fn, runs, warmup)
         log(f"  {name}: median {latency.median_ms:.2f} ms")
         results.append({"stage": name, "latency": latency.to_json(), "in_total": False})

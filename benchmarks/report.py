@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import statistics
 import sys
 
 # Targets from the speed issue; the report states each with its measured ratio.
@@ -60,7 +61,7 @@ def model_table(size_key: str, section: dict, encoder: str) -> str:
     lines = [f"### Model only: {encoder}, camera {cam[0]}x{cam[1]} -> network "
              f"{net[0]}x{net[1]} ({section['flops']['gflops']:.1f} GFLOPs)", "",
              "| backend | weights | computes in | input | median ms | p90 ms | frames/s | "
-             "GFLOP/s | % of est. peak | % of GEMM | x PyTorch | x ORT | x naive OV | "
+             "GFLOP/s | % of est. peak | % of FC ceiling | x PyTorch | x ORT | x naive OV | "
              "median rel. err |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in section["rows"]:
@@ -78,18 +79,90 @@ def model_table(size_key: str, section: dict, encoder: str) -> str:
             f"{_fmt(latency.get('median_ms'))} | {_fmt(latency.get('p90_ms'))} | "
             f"{_fmt(fps, 2)} | {_fmt(row.get('gflops_per_s'), 0)} | "
             f"{_fmt(100 * row['peak_fraction'] if row.get('peak_fraction') else None, 0, ' %')} | "
-            f"{_fmt(100 * row['gemm_fraction'] if row.get('gemm_fraction') else None, 0, ' %')} | "
+            f"{_fmt(100 * row['fc_fraction'] if row.get('fc_fraction') else None, 0, ' %')} | "
             f"{_fmt(_ratio(rows.get('pytorch'), row), 2)} | "
             f"{_fmt(_ratio(rows.get('onnxruntime'), row), 2)} | "
             f"{_fmt(_ratio(rows.get('ov_naive'), row), 2)} | {err_text} |")
     extra = section["baseline_extra_ms"]
-    gemm = ", ".join(f"{k} {v:.0f}" for k, v in section.get("gemm_gflops", {}).items())
+    ceiling = ", ".join(f"{k} {v:.0f}"
+                        for k, v in section.get("fc_ceiling", {}).get("gflops", {}).items())
     lines += ["", f"Baseline rows time the network call on a preprocessed f32 tensor; they "
               f"would also need numpy preprocessing ({extra['numpy_preprocess']['median_ms']:.1f}"
               f" ms) and the resize back to camera size "
               f"({extra['resize_back']['median_ms']:.1f} ms). Our rows include both. "
-              f"Measured GEMM ceiling (best 2048^3 OpenVINO matmul in the same rounds): {gemm} "
-              f"GFLOP/s.{_pressure(section)}"]
+              f"FC ceiling (best FullyConnected layer with constant weights, timed alone in "
+              f"the same rounds, below): {ceiling} GFLOP/s.{_pressure(section)}"]
+    if section.get("time_split"):
+        lines += ["", limits_tables(section)]
+    return "\n".join(lines)
+
+
+def limits_tables(section: dict) -> str:
+    """Render where the FP16 IR's time goes, the bound of each part, and the bounds' inputs."""
+    split = section["time_split"]
+    ours = _rows_by_key(section).get("ours_fp16") or {}
+    wall = (ours.get("latency") or {}).get("median_ms")
+    lines = [f"#### Where the time goes: our FP16 IR computing in {split['execution']} "
+             f"(per-layer profile, median of the rounds)", "",
+             "| part | ms | share of frame |", "|---|---:|---:|"]
+    for part in split["parts"]:
+        lines.append(f"| {part['part']} | {part['ms']:.1f} | {100 * part['share']:.0f} % |")
+    lines.append(f"| **all layers** | **{split['total_ms']:.1f}** | |")
+    blocks = split.get("attention_blocks_ms") or []
+    if blocks:
+        lines += ["", f"Attention per transformer block: median {statistics.median(blocks):.1f} ms "
+                  f"({min(blocks):.1f} to {max(blocks):.1f}) over {len(blocks)} blocks. "
+                  f"The whole request (ours FP16, default row) took {_fmt(wall)} ms."]
+    if split.get("limits"):
+        lines += ["", "#### Which limit each part is near", "",
+                  "| part | work | measured ms | bound ms | bound | measured / bound |",
+                  "|---|---|---:|---:|---|---:|"]
+        for row in split["limits"]:
+            lines.append(f"| {row['part']} | {row['work']} | {_fmt(row['measured_ms'])} | "
+                         f"{_fmt(row['bound_ms'])} | {row['bound']} | "
+                         f"{_fmt(row['measured_over_bound'], 2, 'x')} |")
+    lines += ["", "#### FC ceiling: FullyConnected layers with constant weights, alone", "",
+              "| computes in | weights | tokens x in -> out | layers in model | kernel | "
+              "best ms | GFLOP/s (best) | GFLOP/s (median) |",
+              "|---|---|---|---:|---|---:|---:|---:|"]
+    for row in section["fc_ceiling"]["shapes"]:
+        lines.append(f"| {row['precision']} | {row['weights']} | "
+                     f"{row['m']} x {row['k']} -> {row['n']} | "
+                     f"{row['in_model']} | {row['kernel']} | {row['best_ms']:.2f} | "
+                     f"{row['gflops_best']:.0f} | {row['gflops_median']:.0f} |")
+    softmax = section.get("softmax_bound")
+    if softmax:
+        lines += ["", f"#### Softmax bound: {softmax['exponentials'] / 1e6:.1f} M exponentials "
+                  "per frame", "",
+                  "| Softmax input | of attention | kernel | best ms | G exp/s |",
+                  "|---|---|---|---:|---:|"]
+        for row in softmax["rows"]:
+            lines.append(f"| {'x'.join(map(str, row['shape']))} | "
+                         f"{row['layers']} x {'x'.join(map(str, row['attention']))} | "
+                         f"{row['kernel']} | {row['best_ms']:.2f} | {row['gexp_per_s']:.2f} |")
+        lines += ["", f"Bound: {softmax['bound_ms']:.1f} ms per frame at the best rate; "
+                  f"{softmax['full_shape_ms']:.1f} ms for the whole attention-shaped Softmax "
+                  "alone, once per layer."]
+    return "\n".join(lines)
+
+
+def sides_table(section: dict, encoder: str) -> str:
+    """Render model-only speed by network short side, tokens per frame alongside."""
+    cam = section["camera_size"]
+    lines = [f"### Model only by network short side: {encoder}, our FP16 IR, camera "
+             f"{cam[0]}x{cam[1]}", "",
+             "| short side | network | tokens | computes in | LATENCY median ms | p90 ms | "
+             "frames/s | THROUGHPUT frames/s |", "|---:|---|---:|---|---:|---:|---:|---:|"]
+    for row in section["rows"]:
+        net = row["network_size"]
+        lines.append(f"| {row['side']} | {net[0]}x{net[1]} | {row['tokens']} | "
+                     f"{row['execution']} | {row['latency']['median_ms']:.1f} | "
+                     f"{row['latency']['p90_ms']:.1f} | {row['latency_fps']:.2f} | "
+                     f"{row['throughput_fps']:.2f} ({row['streams']} streams, "
+                     f"{row['requests']} requests) |")
+    lines += ["", "LATENCY: `DepthEngine.infer` from the u8 camera image to depth at camera "
+              "size; THROUGHPUT: the plugin's streams fed by an AsyncInferQueue (host resize "
+              f"done beforehand).{_pressure(section)}"]
     return "\n".join(lines)
 
 
@@ -258,6 +331,10 @@ def markdown(results: dict) -> str:
     for size_key, section in results.get("model", {}).items():
         parts += [model_table(size_key, section, meta["encoder"]) if "rows" in section
                   else f"### Model {size_key}: failed: {section['error']}", ""]
+    sides = results.get("model_sides")
+    if sides:
+        parts += [sides_table(sides, meta["encoder"]) if "rows" in sides
+                  else f"### Model by network short side: failed: {sides['error']}", ""]
     for name, render in (("pipeline", pipeline_table), ("ros", ros_table),
                          ("startup", startup_table)):
         section = results.get(name)

@@ -10,6 +10,8 @@ node stays unconfigured until a lifecycle manager (e.g. nav2_lifecycle_manager w
 node_names: [depth_anything]) configures and activates it.
 """
 
+from typing import List
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
@@ -35,6 +37,11 @@ def generate_launch_description() -> LaunchDescription:
                                           "installed with the package."),
         DeclareLaunchArgument("device", default_value="CPU",
                               description="OpenVINO device: CPU, GPU, NPU, AUTO."),
+        DeclareLaunchArgument("cameras", default_value="[]",
+                              description="Cameras served by one node, e.g. [front,rear]: "
+                                          "topics <name>/image, <name>/camera_info, "
+                                          "<name>/depth/...; [] keeps params_file's (one "
+                                          "camera on image_topic by default)."),
         DeclareLaunchArgument("autostart", default_value="true",
                               description="Configure and activate at start; false: wait "
                                           "for a lifecycle manager (Nav2)."),
@@ -63,6 +70,8 @@ def generate_launch_description() -> LaunchDescription:
                 "model_path": ParameterValue(LaunchConfiguration("model_path"), value_type=str),
                 "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
                 "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
+                # An empty list leaves the params file's value in place.
+                "cameras": ParameterValue(LaunchConfiguration("cameras"), value_type=List[str]),
             },
         ],
         remappings=[

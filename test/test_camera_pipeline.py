@@ -15,11 +15,11 @@ import pytest
 from depth_anything_ros.geometry.calibration import CameraCalibration
 from depth_anything_ros.geometry.intrinsics import Intrinsics
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
-from depth_anything_ros.pipeline.camera import (CameraPipeline, REJECT_CAMERA_INFO_DISTORTION,
-                                                REJECT_CAMERA_INFO_INVALID,
-                                                REJECT_CAMERA_INFO_SIZE, Wanted,
-                                                WARN_CALIBRATION_SCALED, WARN_NO_CALIBRATION)
+from depth_anything_ros.pipeline.camera import CameraPipeline, Wanted
 from depth_anything_ros.pipeline.image_input import DecodedImage
+from depth_anything_ros.pipeline.notes import (REJECT_CAMERA_INFO_DISTORTION,
+                                               REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
+                                               WARN_CALIBRATION_SCALED, WARN_NO_CALIBRATION)
 from depth_anything_ros.pipeline.parameters import NodeParams
 from scenes import scene
 

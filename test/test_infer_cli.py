@@ -84,3 +84,43 @@ def test_cli_rectifies_a_camera_calibration_yaml(small_metric_ir, tmp_path):
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "image_height" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_aligns_a_relative_model_to_a_reference_depth(small_relative_ir, tmp_path):
+    """A 16-bit PNG in millimetres made from the model's own output by a known map.
+
+    The CLI must print that map and write depth = 1 / (s * output + t); a .npy reference
+    in metres gives the same.
+    """
+    image = scene(6, 120, 160)
+    cv2.imwrite(str(tmp_path / "in.png"), image)
+    relative = DepthEngine(EngineConfig(str(small_relative_ir), inference_precision="f32",
+                                        cache_dir="none")).infer(image).astype(np.float64)
+    scale, shift = 0.3, 0.04
+    truth = 1.0 / (scale * relative + shift)
+    chosen = np.random.default_rng(2).random(truth.shape) < 0.05
+    millimetres = np.where(chosen, np.round(truth * 1000.0), 0).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "ref.png"), millimetres)
+    np.save(tmp_path / "ref.npy", np.where(chosen, truth, np.nan).astype(np.float32))
+    for reference in ("ref.png", "ref.npy"):
+        result = subprocess.run(
+            [sys.executable, "-m", "depth_anything_ros.cli.infer", "--model",
+             str(small_relative_ir), "--image", str(tmp_path / "in.png"), "--reference-depth",
+             str(tmp_path / reference), "--depth-npy", str(tmp_path / "depth.npy"),
+             "--output", str(tmp_path / "colour.png"), "--inference-precision", "f32"],
+            capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        line = next(t for t in result.stdout.splitlines() if t.startswith("aligned to"))
+        fitted = [float(v) for v in line.split("= ")[1].split(";")[0].replace(
+            "* output +", "").split()]
+        assert abs(fitted[0] / scale - 1) < 0.01 and abs(fitted[1] - shift) < 0.01 * shift + 1e-3
+        depth = np.load(tmp_path / "depth.npy")
+        assert np.median(np.abs(depth / truth - 1.0)) < 0.005, reference
+    flat = tmp_path / "flat.png"
+    cv2.imwrite(str(flat), np.zeros((120, 160), np.uint16))
+    result = subprocess.run(
+        [sys.executable, "-m", "depth_anything_ros.cli.infer", "--model", str(small_relative_ir),
+         "--image", str(tmp_path / "in.png"), "--reference-depth", str(flat)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "did not align" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -201,7 +201,11 @@ def test_parameters_and_remappings_match_the_node(launch_tree, launch_scope):
     for name, value in overrides.items():
         assert value == Config(name)
         default = defaults()[name]  # launch arguments are text: true/false for booleans
-        assert args[name] == (str(default).lower() if isinstance(default, bool) else default)
+        if isinstance(default, bool):
+            default = str(default).lower()
+        elif isinstance(default, tuple):
+            default = f"[{','.join(default)}]"
+        assert args[name] == default
     remapped = dict(depth["remappings"])
     assert set(remapped) == {depth_node.TOPIC_IMAGE, depth_node.TOPIC_COMPRESSED,
                              depth_node.TOPIC_CAMERA_INFO}

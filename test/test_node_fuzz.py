@@ -30,6 +30,7 @@ import random
 import re
 import signal
 import time
+from typing import Callable
 
 from builtin_interfaces.msg import Time
 import cv2
@@ -41,14 +42,15 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from depth_anything_ros.geometry.calibration import calibration_fits
 from depth_anything_ros.geometry.intrinsics import Intrinsics
-from depth_anything_ros.pipeline.camera import (REJECT_CAMERA_INFO_DISTORTION,
-                                                REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
-                                                REJECT_STAMP_BACKWARDS, REJECTION_KINDS)
 from depth_anything_ros.pipeline.image_input import (check_compressed_header, compressed_to_array,
                                                      image_to_array, ImageDecodeError,
                                                      REJECT_COMPRESSED, REJECT_DATA_LENGTH,
                                                      REJECT_ENCODING, REJECT_MAX_PIXELS,
                                                      REJECT_SIZE, REJECT_STEP)
+from depth_anything_ros.pipeline.notes import (REFERENCE_REJECTIONS,
+                                               REJECT_CAMERA_INFO_DISTORTION,
+                                               REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
+                                               REJECT_STAMP_BACKWARDS, REJECTION_KINDS)
 from depth_anything_ros.pipeline.stamp_order import RESTART_AFTER_S
 from depth_anything_ros.ros import diagnostics as diag
 from depth_anything_ros.ros.node import WARN_THROTTLE_S
@@ -241,9 +243,12 @@ class Generator:
 class Target:
     """Publishers into one node's namespace and what comes back from it."""
 
-    def __init__(self, client: Client, namespace: str, compressed: bool) -> None:
+    def __init__(self, client: Client, namespace: str, compressed: bool,
+                 status_name: str | None = None) -> None:
         self.client = client
         self.namespace = namespace
+        # The node's /diagnostics status for this camera.
+        self.status_name = status_name or f"{namespace.strip('/')}/depth_anything: depth estimation"
         # Deep reliable history on our side: the writer keeps every sample until the
         # node's reader has it.
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
@@ -309,7 +314,8 @@ def send_calibrations(target: Target, gen: Generator, width: int, height: int,
     return k, kind
 
 
-def run_raw(target: Target, gen: Generator, frames: int) -> None:
+def run_raw(target: Target, gen: Generator, frames: int,
+            after_each: Callable[[], None] = lambda: None) -> None:
     rng = gen.rng
     restarts_at = set(rng.sample(range(10, frames), 3))
     for index in range(frames):
@@ -339,6 +345,7 @@ def run_raw(target: Target, gen: Generator, frames: int) -> None:
             target.reject(calibration_kind)
         target.expected.answers.append(((stamp // 10**9, stamp % 10**9), k))
         target.wait_answers(index + 1, STARTUP_TIMEOUT_S if index == 0 else ANSWER_TIMEOUT_S)
+        after_each()
 
 
 def run_compressed(target: Target, gen: Generator, frames: int) -> None:
@@ -417,20 +424,20 @@ class Diagnostics:
         for status in array.status:
             self.latest[status.name] = status
 
-    def counters(self, namespace: str) -> Counters | None:
-        status = self.latest.get(f"{namespace.strip('/')}/depth_anything: depth estimation")
+    def counters(self, status_name: str) -> Counters | None:
+        status = self.latest.get(status_name)
         return None if status is None else Counters.of(status)
 
-    def wait(self, namespace: str, done, timeout_s: float = 20.0) -> Counters:
+    def wait(self, status_name: str, done, timeout_s: float = 20.0) -> Counters:
         """Return the first report after now for which ``done(counters)`` holds."""
-        self.latest.pop(f"{namespace.strip('/')}/depth_anything: depth estimation", None)
+        self.latest.pop(status_name, None)
 
         def ready() -> bool:
-            found = self.counters(namespace)
+            found = self.counters(status_name)
             return found is not None and done(found)
 
-        assert self.client.spin_until(ready, timeout_s), self.counters(namespace)
-        return self.counters(namespace)
+        assert self.client.spin_until(ready, timeout_s), self.counters(status_name)
+        return self.counters(status_name)
 
 
 @pytest.fixture(scope="module")
@@ -467,7 +474,7 @@ def warm_up(target: Target, diagnostics: Diagnostics, make_valid) -> Counters:
         assert time.monotonic() < deadline, {t: len(v) for t, v in target.outputs.items()}
         target.send_image(make_valid(), 0)
         client.spin_until(lambda: all(target.outputs.values()), 3.0)
-    base = diagnostics.wait(target.namespace,
+    base = diagnostics.wait(target.status_name,
                             lambda c: c.received == target.expected.images and c.idle())
     for answers in target.outputs.values():
         answers.clear()
@@ -479,7 +486,7 @@ def check(target: Target, proc: NodeProcess, diagnostics: Diagnostics, base: Cou
           compressed: bool) -> Counters:
     expected = target.expected
     final = diagnostics.wait(
-        target.namespace,
+        target.status_name,
         lambda c: c.received - base.received == expected.images and c.idle()).minus(base)
     assert proc.popen.poll() is None, proc.output()
     assert final.received == expected.images  # nothing lost in transport
@@ -532,10 +539,11 @@ def test_thousands_of_malformed_and_valid_messages(fuzz_nodes):
 
     sent = raw.expected.messages + compressed.expected.messages
     assert sent >= 5000, sent
-    # Every kind of fault was exercised, on top of the valid frames.
+    # Every kind of fault was exercised, on top of the valid frames (metric references
+    # have their own fuzz in test_node_alignment: this node runs without scale_source).
     for target in (raw, compressed):
         exercised = {k for k, n in target.expected.rejected.items() if n}
-        assert exercised == set(REJECTION_KINDS) - (
+        assert exercised == set(REJECTION_KINDS) - set(REFERENCE_REJECTIONS) - (
             {REJECT_COMPRESSED} if target is raw else
             {REJECT_ENCODING, REJECT_SIZE, REJECT_STEP, REJECT_DATA_LENGTH}), exercised
     assert raw.expected.restarts == 3
@@ -552,3 +560,56 @@ def test_thousands_of_malformed_and_valid_messages(fuzz_nodes):
           f"{compressed.expected.messages} compressed) in {elapsed:.1f} s; "
           f"raw rejected {raw_final.rejected}; compressed rejected {compressed_final.rejected}, "
           f"dropped {compressed_final.dropped}")
+
+
+MULTI_NS = "/fuzz_multi"
+MULTI_FUZZED_FRAMES = 100
+
+
+def test_fuzz_sent_to_one_camera_leaves_the_other_complete_and_in_order(
+        ros_workspace, tmp_path_factory, small_metric_ir):
+    """One node, two cameras: the raw fuzz on one, a steady clean stream on the other.
+
+    The clean camera sends one valid frame after each fuzz batch and waits for it, so
+    every one of its frames must come back, in order, and its counters must show
+    nothing but those frames, whatever the other camera was sent.
+    """
+    root, env = ros_workspace
+    log_dir = tmp_path_factory.mktemp("fuzz_multi")
+    proc = start_node(env, root, log_dir, private_domain_id(), [
+        "-r", f"__ns:={MULTI_NS}", "-p", f"model_path:={small_metric_ir}",
+        "-p", f"cache_dir:={log_dir / 'ov_cache'}", "-p", "input_qos:=reliable",
+        "-p", f"input_queue_depth:={QUEUE_DEPTH}", "-p", f"max_pixels:={MAX_PIXELS}",
+        "-p", "diagnostics_period:=0.2", "-p", "cameras:=[fuzzed, clean]"])
+    client = Client(private_domain_id(), "fuzz_multi_client")
+    try:
+        diagnostics = Diagnostics(client)
+        status = f"{MULTI_NS.strip('/')}/depth_anything: {{}} depth estimation"
+        fuzzed = Target(client, f"{MULTI_NS}/fuzzed", False, status.format("fuzzed"))
+        clean = Target(client, f"{MULTI_NS}/clean", False, status.format("clean"))
+        warm = Generator(SEED + 1)
+        bases = [warm_up(t, diagnostics, lambda: warm.valid_raw(80, 60))
+                 for t in (fuzzed, clean)]
+        clean_gen = Generator(SEED + 3)
+        calibration = BASE[(80, 60)]
+
+        def clean_frame() -> None:
+            stamp = clean.clock_ns + BATCH_SPAN_NS
+            clean.send_info(CameraInfo(width=80, height=60, k=calibration.k_matrix(),
+                                       distortion_model="plumb_bob", d=[0.0] * 5), stamp)
+            clean.send_image(clean_gen.valid_raw(80, 60), stamp)
+            clean.clock_ns = stamp
+            clean.expected.answers.append(((stamp // 10**9, stamp % 10**9),
+                                           calibration.k_matrix()))
+            clean.wait_answers(len(clean.expected.answers), ANSWER_TIMEOUT_S)
+
+        run_raw(fuzzed, Generator(SEED + 2), MULTI_FUZZED_FRAMES, after_each=clean_frame)
+        check(fuzzed, proc, diagnostics, bases[0], compressed=False)
+        final = check(clean, proc, diagnostics, bases[1], compressed=False)
+        assert final.published == final.received == MULTI_FUZZED_FRAMES
+        assert not any(final.rejected.values()) and final.restarts == 0
+        assert "Traceback" not in proc.output()
+    finally:
+        client.close()
+        rc, _ = proc.stop(signal.SIGINT, 10.0)
+    assert rc == 0, proc.output()

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RELOAD = {"autostart", "model_path", "device", "performance_hint", "inference_precision",
           "cache_dir", "num_streams", "num_threads", "inference_workers", "allow_cpu_fallback",
           "input_transport", "input_qos", "input_queue_depth", "output_qos",
-          "diagnostics_period"}
+          "diagnostics_period", "scale_source", "cameras"}
 
 
 @pytest.fixture
@@ -55,9 +55,13 @@ def test_yaml_lists_every_parameter_with_its_declared_default_and_type():
     config = yaml.safe_load((ROOT / "config" / "depth.yaml").read_text())
     listed = config[f"/**/{NODE_NAME}"]["ros__parameters"]
     declared = defaults()
+    # YAML has lists where the table has tuples (array parameters).
+    listed = {k: tuple(v) if isinstance(v, list) else v for k, v in listed.items()}
     assert listed == declared
     # 10 == 10.0 in Python, but ROS rejects an integer for a double parameter.
     assert {k: type(v) for k, v in listed.items()} == {k: type(v) for k, v in declared.items()}
+    assert all(type(v) is float for v in listed["reference_extrinsic"])
+    assert listed["cameras"] == ()
 
 
 def test_yaml_applies_to_the_node_in_any_namespace(tmp_path):
@@ -87,7 +91,9 @@ def test_every_parameter_is_declared_with_a_descriptor(context):
     try:
         assert store.current == NodeParams()
         for name, value in defaults().items():
-            assert node.get_parameter(name).value == value
+            if value != ():  # an empty array is declared with its type only: unset in ROS
+                got = node.get_parameter(name).value
+                assert (tuple(got) if isinstance(value, tuple) else got) == value, name
             desc = node.describe_parameter(name)
             assert len(desc.description) > 20, name
             assert not desc.read_only, name  # changeable while unconfigured
@@ -246,7 +252,7 @@ def test_depth_node_validates_runtime_changes(context, small_metric_ir):
 
 def test_fields_table_covers_the_parameters_named_in_the_docs():
     assert set(FIELDS) == {
-        "model_path", "device", "performance_hint", "inference_precision", "cache_dir",
+        "cameras", "model_path", "device", "performance_hint", "inference_precision", "cache_dir",
         "num_streams", "num_threads", "inference_workers", "allow_cpu_fallback",
         "input_transport", "input_qos", "input_queue_depth", "output_qos", "output_resolution",
         "colormap", "colorize_min_depth",
@@ -254,6 +260,9 @@ def test_fields_table_covers_the_parameters_named_in_the_docs():
         "cloud_color", "relative_scale", "relative_shift", "rectify", "flying_pixel_filter",
         "flying_pixel_min_angle_deg", "flying_pixels_in_depth", "temporal_smoothing",
         "temporal_time_constant", "temporal_change_ratio", "temporal_motion_threshold",
+        "scale_source", "reference_max_age", "reference_extrinsic", "camera_height",
+        "camera_pitch_deg", "camera_roll_deg", "alignment_min_points", "alignment_max_residual",
+        "alignment_time_constant", "alignment_change_ratio",
         "fallback_hfov_deg", "max_pixels", "autostart", "diagnostics_period"}
 
 

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, help="colorized depth image (e.g. depth.png)")
     parser.add_argument("--depth-npy", type=Path,
                         help="float32 depth at the image's resolution (metres, or relative "
-                             "inverse depth for relative models)")
+                             "inverse depth for relative models without --reference-depth)")
     parser.add_argument("--ply", type=Path, help="point cloud (metric models), needs "
                                                  "--fov or --fx/--fy/--cx/--cy")
     parser.add_argument("--fov", type=float, help="horizontal field of view, degrees")
@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "a distorted camera is rectified first, as the node does")
     parser.add_argument("--rectify", choices=("auto", "off"), default="auto",
                         help="as the node's rectify parameter (default auto)")
+    parser.add_argument("--reference-depth", type=Path,
+                        help="metric reference registered to the image, at its aspect ratio: "
+                             ".npy float metres or a 16-bit PNG in millimetres (0 = no data); "
+                             "the depth is aligned to it as the node's scale_source depth does, "
+                             "and the fit is printed")
     parser.add_argument("--keep-flying-pixels", action="store_true",
                         help="keep the points the node's flying-pixel filter removes")
     for name in ("fx", "fy", "cx", "cy"):
@@ -78,6 +83,24 @@ def settings_from_args(args: argparse.Namespace, pipeline: CameraPipeline,
                       rectify=args.rectify, flying_pixel_filter=not args.keep_flying_pixels)
 
 
+def read_reference_depth(path: Path) -> np.ndarray:
+    """Return a reference depth file as float32 metres, NaN where it has no data."""
+    if path.suffix.lower() == ".npy":
+        depth = np.load(path).astype(np.float32)
+    else:
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise ValueError(f"cannot read reference depth {path}")
+        if raw.dtype != np.uint16 or raw.ndim != 2:
+            raise ValueError(f"reference depth {path} is {raw.dtype} with shape {raw.shape}; "
+                             "expected a single-channel 16-bit PNG in millimetres")
+        depth = raw.astype(np.float32) * np.float32(0.001)
+    if depth.ndim != 2:
+        raise ValueError(f"reference depth {path} has shape {depth.shape}; expected (H, W)")
+    depth[~(depth > 0)] = np.nan
+    return depth
+
+
 def write_ply(path: Path, points: np.ndarray, bgr: np.ndarray) -> int:
     valid = np.isfinite(points[..., 2])
     xyz = points[valid].astype("<f4")
@@ -106,13 +129,18 @@ def run(args: argparse.Namespace) -> int:
     bgr = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"cannot read image {args.image}")
+    reference = read_reference_depth(args.reference_depth) if args.reference_depth else None
     engine = DepthEngine(EngineConfig(args.model, device=args.device,
                                       inference_precision=args.inference_precision))
-    if args.ply and not engine.metadata.is_metric:
-        raise ValueError("--ply needs a metric model (export with --metric indoor|outdoor)")
+    if args.ply and not engine.metadata.is_metric and reference is None:
+        raise ValueError("--ply needs metres: a metric model (export with --metric "
+                         "indoor|outdoor) or --reference-depth")
     pipeline = CameraPipeline(engine)
     height, width = bgr.shape[:2]
     p = settings_from_args(args, pipeline, width, height)
+    if reference is not None:
+        p = dataclasses.replace(p, scale_source="depth")
+        pipeline.alignment.add_depth(reference, 0, p)
     image = DecodedImage(bgr, "bgr")
     net = pipeline.infer(image, 0, p)
     for note in net.notes:
@@ -121,14 +149,27 @@ def run(args: argparse.Namespace) -> int:
     kind = "metres" if engine.metadata.is_metric else "relative inverse depth"
     print(f"{args.image.name}: {width}x{height}, {kind} in "
           f"[{np.nanmin(raw):.3f}, {np.nanmax(raw):.3f}]")
-    if args.output and engine.metadata.is_metric:
-        low, high = args.range or np.percentile(raw, [2, 98])
+    if args.output and (engine.metadata.is_metric or reference is not None):
+        # Before the fit only the reference is in metres, so it sets the range then.
+        metres = raw if reference is None else reference[np.isfinite(reference)]
+        low, high = args.range or np.percentile(metres, [2, 98])
         p = dataclasses.replace(p, colorize_min_depth=float(low),
                                 colorize_max_depth=max(float(high), float(low) + 1e-3))
-    out = pipeline.finish(net, 0, p, Wanted(depth=False, points=bool(args.ply),
+    out = pipeline.finish(net, 0, p, Wanted(depth=reference is not None, points=bool(args.ply),
                                             colorized=bool(args.output), relative=False))
+    for note in out.notes:
+        print(f"depth_anything_infer: warning: {note.text}", file=sys.stderr)
+    if reference is not None:
+        fit = pipeline.alignment.current
+        if fit is None:
+            raise ValueError(f"{args.reference_depth} did not align with the prediction (see the "
+                             "warning above)")
+        relation = ("metric inverse depth = {:.6g} * output + {:.6g}" if fit.inverse
+                    else "depth = {:.6g} * output").format(fit.scale, fit.shift)
+        print(f"aligned to {args.reference_depth.name}: {relation}; {fit.inliers} inliers, "
+              f"median relative residual {fit.residual:.4f}")
     if args.depth_npy:
-        np.save(args.depth_npy, raw)
+        np.save(args.depth_npy, raw if out.depth is None else out.depth)
     if args.output:
         cv2.imwrite(str(args.output), out.colorized)
     if args.ply:

@@ -31,9 +31,9 @@ BUILD_HINT = ("build one with: depth_anything_export --encoder vits --metric ind
               "--checkpoint depth_anything_v2_metric_hypersim_vits.pth --image-size 480x640 "
               "--output <folder>/vits_indoor.xml (README: 'Export models')")
 DEFAULT_CACHE = Path.home() / ".cache" / "depth_anything_ros" / "ov_cache"
-# Compiled models kept at once. A node sees one camera size, two with output_resolution
-# changes; the bound stops a stream of ever new sizes from holding a compiled copy of
-# the weights for each.
+# Compiled models kept at once by default. A camera shows one size, two with
+# output_resolution changes; the bound stops a stream of ever new sizes from holding a
+# compiled copy of the weights for each. A node serving several cameras raises it.
 MAX_COMPILED = 4
 
 
@@ -130,8 +130,10 @@ def _graph_key(height: int, width: int, order: str,
 class DepthEngine:
     """One IR, compiled lazily per (input size, colour order, output size)."""
 
-    def __init__(self, config: EngineConfig, core: ov.Core | None = None) -> None:
+    def __init__(self, config: EngineConfig, core: ov.Core | None = None,
+                 max_compiled: int = MAX_COMPILED) -> None:
         self.config = config
+        self.max_compiled = max(max_compiled, MAX_COMPILED)
         self.model_path, self.model_choice = resolve_model_path(config.model_path,
                                                                 config.device)
         self.core = core or ov.Core()
@@ -254,7 +256,7 @@ class DepthEngine:
         key = _graph_key(height, width, order, output_size)
         with self._lock:
             if key not in self._compiled:
-                self._evict_to(MAX_COMPILED - 1)
+                self._evict_to(self.max_compiled - 1)
                 graph = self.build_graph(height, width, order, key[3])
                 try:
                     self._compiled[key] = self.core.compile_model(graph, self.device_name,

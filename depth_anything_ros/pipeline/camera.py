@@ -3,15 +3,16 @@
 The node, the standalone CLI and the benchmarks all run frames through this object, so
 what one of them computes for a frame is what the others would: which calibration an
 image gets (matched by stamp, scaled to its size, or the field-of-view fallback),
-rectification, the network call, temporal smoothing, relative to metric, the colorized
-preview, flying-pixel removal and the organized point grid, in that order.
+rectification, the network call, temporal smoothing, metres (the model's own, the
+``scale_source`` alignment, or ``relative_scale``), the colorized preview, flying-pixel
+removal and the organized point grid, in that order.
 The caller keeps what is specific to it (messages, threads, logging, counters) and gets
 back, with the arrays, every rejection and warning the frame produced, to count and
 report its own way.
 
 State that belongs to one camera lives here: recent calibrations, the order of its
-stamps, the temporal filter's history, and caches that only change with the camera (the
-rectification maps, the ray grid, the colour table). Inference threads may call
+stamps, the temporal filter's history, the metric alignment, and caches that only change
+with the camera (the rectification maps, the ray grid, the colour table). Inference threads may call
 ``infer`` at the same time (its caches are rebuilt by value, so a race only costs a
 rebuild); ``finish`` keeps history and is meant for one thread, in frame order.
 """
@@ -36,36 +37,16 @@ from depth_anything_ros.geometry.relative import relative_to_metric
 from depth_anything_ros.geometry.temporal import TemporalFilter
 from depth_anything_ros.inference.engine import DepthEngine
 from depth_anything_ros.pipeline.calibration_ring import CalibrationRing
-from depth_anything_ros.pipeline.image_input import DecodedImage, IMAGE_REJECTIONS
+from depth_anything_ros.pipeline.image_input import DecodedImage
+from depth_anything_ros.pipeline.notes import (Note, REJECT_CAMERA_INFO_DISTORTION,
+                                               REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
+                                               WARN_CALIBRATION_SCALED, WARN_NO_CALIBRATION)
 from depth_anything_ros.pipeline.parameters import NodeParams
+from depth_anything_ros.pipeline.scale_alignment import CameraAlignment
 from depth_anything_ros.pipeline.stamp_order import StampOrder, StampVerdict
 
-# Rejection reasons besides the image decoding ones (image_input.IMAGE_REJECTIONS).
-REJECT_CAMERA_INFO_INVALID = "camera_info_invalid"      # zero/non-finite focal length, bad size
-REJECT_CAMERA_INFO_SIZE = "camera_info_size_mismatch"   # neither the image's size nor a scaling
-REJECT_CAMERA_INFO_DISTORTION = "camera_info_distortion"  # a model rectify cannot apply
-REJECT_STAMP_BACKWARDS = "stamp_backwards"
-REJECTION_KINDS = IMAGE_REJECTIONS + (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
-                                      REJECT_CAMERA_INFO_DISTORTION, REJECT_STAMP_BACKWARDS)
-# Warnings (not rejections) a frame can raise; keys for the caller's rate limiter.
-WARN_NO_CALIBRATION = "no_camera_info"
-WARN_CALIBRATION_SCALED = "camera_info_scaled"
 # Enough calibrations to pair each of the last few frames with its own.
 CALIBRATION_RING = 16
-
-
-class Note(NamedTuple):
-    """Something the caller should count or log.
-
-    A rejection (``key`` is one of REJECTION_KINDS) or a warning (``key`` is a WARN_* name).
-    """
-
-    key: str
-    text: str
-
-    @property
-    def is_rejection(self) -> bool:
-        return self.key in REJECTION_KINDS
 
 
 @dataclass(frozen=True)
@@ -97,8 +78,9 @@ class NetworkOutput(NamedTuple):
 class FrameOutputs:
     """One frame's results, at the output size (camera or network, ``output_resolution``).
 
-    ``depth`` is metres (NaN invalid) whenever metres exist (a metric model, or a
-    relative one with ``relative_scale`` > 0) and depth or points were wanted.
+    ``depth`` is metres (NaN invalid) whenever metres exist (a metric model, a relative
+    one with ``relative_scale`` > 0, or one aligned by ``scale_source`` once a first fit
+    exists) and depth or points were wanted.
     ``relative`` is the network's inverse depth for relative models. ``points`` (and
     ``depth`` when flying pixels are removed from it) are the pipeline's own buffers,
     overwritten by the next frame: convert or copy them first.
@@ -131,6 +113,7 @@ class CameraPipeline:
         self._temporal: Optional[TemporalFilter] = None
         self._fallback_announced = False
         self.calibration_source = "none yet"
+        self.alignment = CameraAlignment(self.metric_model)
 
     # --- inputs ----------------------------------------------------------------------
 
@@ -151,7 +134,7 @@ class CameraPipeline:
         return self._stamps.check(stamp_ns)
 
     def has_metres(self, p: NodeParams) -> bool:
-        return self.metric_model or p.relative_scale > 0
+        return self.metric_model or p.relative_scale > 0 or p.scale_source != "none"
 
     def output_size(self, image_shape: tuple[int, ...], p: NodeParams) -> tuple[int, int]:
         if p.output_resolution == "network":
@@ -195,7 +178,12 @@ class CameraPipeline:
         output = camera if (out_w, out_h) == (camera.width, camera.height) else camera.scaled(
             out_w, out_h)
         depth = None
-        if self.has_metres(p) and (wanted.depth or wanted.points or wanted.colorized):
+        notes = net.notes
+        if p.scale_source != "none":
+            # Every frame, watched or not: the fit's filter needs each reference in turn.
+            depth, aligned_notes = self.alignment.metres(raw, stamp_ns, output, p)
+            notes += tuple(aligned_notes)
+        elif self.has_metres(p) and (wanted.depth or wanted.points or wanted.colorized):
             depth = raw if self.metric_model else relative_to_metric(
                 raw, p.relative_scale, p.relative_shift)
         cleaned = depth
@@ -211,7 +199,7 @@ class CameraPipeline:
             relative=raw if wanted.relative and not self.metric_model else None,
             colorized=self._colorize(published, raw, p) if wanted.colorized else None,
             points=points, colors=colors, intrinsics=output, calibration=net.calibration,
-            calibration_source=net.calibration_source, notes=net.notes)
+            calibration_source=net.calibration_source, notes=notes)
 
     def _rectify(self, image: DecodedImage, camera: Intrinsics, calibration: CameraCalibration,
                  notes: list[Note]) -> tuple[DecodedImage, Intrinsics,

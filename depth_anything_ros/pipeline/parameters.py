@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+import math
+import re
 from typing import Any, Optional
 
 from depth_anything_ros.geometry.colorize import COLORMAPS
@@ -25,6 +27,10 @@ INPUT_TRANSPORTS = ("raw", "compressed")
 QOS_CHOICES = ("sensor_data", "reliable")
 OUTPUT_RESOLUTIONS = ("camera", "network")
 RECTIFY_CHOICES = ("auto", "off")
+SCALE_SOURCES = ("none", "depth", "points", "ground")
+# A ROS name token, or several joined by '/': what can prefix the camera's topics.
+CAMERA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
+IDENTITY_POSE = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
 
 
 class ParameterError(ValueError):
@@ -47,6 +53,11 @@ def _param(default: Any, description: str, *, reload: bool = False,
 # Upper bounds of the numeric ranges are sanity limits, not tuning advice.
 @dataclass(frozen=True)
 class NodeParams:
+    cameras: tuple = _param(
+        (), "Cameras this node serves with one model, e.g. [front, rear]: each subscribes "
+        "<name>/image (or <name>/image/compressed) and <name>/camera_info and publishes "
+        "<name>/depth/... relative to the node's namespace. Empty: one camera on image and "
+        "camera_info.", reload=True)
     model_path: str = _param(
         "", "OpenVINO IR (.xml) made by depth_anything_export, or a folder holding one model "
         "(several precisions of it, named *_fp16/*_int8/*_fp32.xml: the fastest for this CPU "
@@ -158,6 +169,44 @@ class NodeParams:
         4.0, "temporal_smoothing: mean grey-level change of an 80x60 thumbnail of the image "
         "(beyond the change of its mean brightness) taken as camera motion, which restarts "
         "the smoothing.", value_range=(0.01, 255.0))
+    scale_source: str = _param(
+        "none", "Metric scale from a sparse reference (README 'Metric scale'). none: the model's "
+        "own metres (or relative_scale); depth: a registered depth image on 'reference/depth' "
+        "(32FC1 m or 16UC1 mm, 0/NaN = no data); points: a PointCloud2 on 'reference/points' "
+        "in any frame (TF, else reference_extrinsic); ground: a flat floor at camera_height. "
+        "Relative models then publish metric topics without relative_scale.", reload=True,
+        choices=SCALE_SOURCES)
+    reference_max_age: float = _param(
+        0.2, "A reference is used for a frame only if their stamps differ by at most this "
+        "many seconds.", value_range=(0.001, 10.0))
+    reference_extrinsic: tuple = _param(
+        IDENTITY_POSE, "scale_source points without TF: the reference frame's pose in the "
+        "camera optical frame, [x, y, z, qx, qy, qz, qw] (metres, unit quaternion); a point p "
+        "of the cloud is R(q) p + (x, y, z) in the camera frame.")
+    camera_height: float = _param(
+        0.0, "scale_source ground: height (m) of the camera's optical centre above the flat "
+        "floor.", value_range=(0.0, 100.0))
+    camera_pitch_deg: float = _param(
+        0.0, "scale_source ground: how far (degrees) the optical axis points below the "
+        "horizon.", value_range=(-89.0, 89.0))
+    camera_roll_deg: float = _param(
+        0.0, "scale_source ground: rotation (degrees) of the camera about its optical axis, "
+        "positive when the image's right side is lower than its left.",
+        value_range=(-89.0, 89.0))
+    alignment_min_points: int = _param(
+        30, "Fewest reference points a fit must agree with (inliers); fewer keeps the last "
+        "good fit.", value_range=(3, 1000000))
+    alignment_max_residual: float = _param(
+        0.1, "Largest median relative depth error at the inliers that a fit may have; a worse "
+        "fit is refused and the last good one kept.", value_range=(0.001, 1.0))
+    alignment_time_constant: float = _param(
+        1.0, "Time constant (s) of the filter over the fitted scale (and shift): jitter "
+        "averages out, a lasting change is followed within it. 0: use each frame's own fit.",
+        value_range=(0.0, 600.0))
+    alignment_change_ratio: float = _param(
+        0.15, "A fit whose depths at the reference points differ from the filtered ones' by "
+        "more than this fraction (median) restarts the filter at once: a change of view, "
+        "not jitter.", value_range=(0.001, 10.0))
     fallback_hfov_deg: float = _param(
         60.0, "Horizontal field of view (degrees) assumed until a calibrated CameraInfo "
         "arrives.", value_range=(1.0, 179.0))
@@ -179,6 +228,16 @@ FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(No
 def defaults() -> dict[str, Any]:
     """Return the declared default of every parameter, as config/depth.yaml must list them."""
     return {name: f.default for name, f in FIELDS.items()}
+
+
+def type_name(value: Any) -> str:
+    """Say what a parameter of ``value``'s type must be given as, for error messages."""
+    if isinstance(value, tuple):
+        if not value or isinstance(value[0], str):
+            return "an array of strings"
+        return "an array of floating-point numbers"
+    return {bool: "a boolean (true/false)", int: "an integer", float:
+            "a floating-point number (write 10.0, not 10)", str: "a string"}[type(value)]
 
 
 def problems(params: NodeParams) -> list[ParameterError]:
@@ -206,6 +265,25 @@ def problems(params: NodeParams) -> list[ParameterError]:
         found.append(ParameterError(
             "colorize_max_depth", f"({params.colorize_max_depth}) must exceed colorize_min_depth "
             f"({params.colorize_min_depth})"))
+    for name in params.cameras:
+        if not CAMERA_NAME.fullmatch(name):
+            found.append(ParameterError(
+                "cameras", f"has {name!r}, which is not a topic namespace: use letters, digits "
+                "and underscores, not starting with a digit (segments joined by '/')"))
+    if len(set(params.cameras)) != len(params.cameras):
+        found.append(ParameterError("cameras", f"names a camera twice: {list(params.cameras)}"))
+    if len(params.reference_extrinsic) != 7:
+        found.append(ParameterError(
+            "reference_extrinsic", f"has {len(params.reference_extrinsic)} values; expected 7: "
+            "[x, y, z, qx, qy, qz, qw]"))
+    elif abs(math.sqrt(sum(v * v for v in params.reference_extrinsic[3:])) - 1.0) > 1e-3:
+        found.append(ParameterError(
+            "reference_extrinsic", "has a quaternion (qx, qy, qz, qw) that is not of unit "
+            "length; give a rotation, e.g. [0.0, 0.0, 0.0, 1.0] for none"))
+    if params.scale_source == "ground" and params.camera_height <= 0:
+        found.append(ParameterError(
+            "camera_height", "must be > 0 with scale_source ground: the camera's height (m) "
+            "above the floor"))
     if params.cloud_max_range <= params.cloud_min_range:
         found.append(ParameterError(
             "cloud_max_range", f"({params.cloud_max_range}) must exceed cloud_min_range "

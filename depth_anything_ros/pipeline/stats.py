@@ -8,7 +8,8 @@ replaced it), skipped (no subscriber), failed (processing raised) or rejected un
 image reason. So once the node is idle, received == the sum of those, which lets anyone
 check from /diagnostics alone that nothing went missing. (The camera_info_* reasons
 count refused CameraInfo messages and frames published with the fallback calibration
-instead of theirs; they are outside that sum.)
+instead of theirs, the reference_* reasons refused metric references; they are outside
+that sum.)
 """
 
 from __future__ import annotations

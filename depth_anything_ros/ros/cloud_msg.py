@@ -3,8 +3,9 @@
 Same layout as depth_image_proc's point_cloud_xyz / point_cloud_xyzrgb so consumers that
 work with those (rviz2, Nav2 voxel/STVL layers, PCL) work with ours: x, y, z float32 at
 0/4/8 in a 16-byte point, or plus rgb at 16 in a 32-byte point; NaN marks missing points,
-so the cloud is organized (height x width) and not dense. sensor_msgs_py is not used: it
-is not on PyPI and its create_cloud swaps height and width for 2-D input
+so the cloud is organized (height x width) and not dense. The layout and bytes come from
+the ROS-free ``pipeline.output_layout``, which the bag tool shares. sensor_msgs_py is not
+used: it is not on PyPI and its create_cloud swaps height and width for 2-D input
 (ros2/common_interfaces#236).
 """
 
@@ -14,27 +15,23 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
+from depth_anything_ros.pipeline.output_layout import (CloudPacker, RGB_OFFSET, XYZ_FIELDS,
+                                                       XYZRGB_FIELDS)
 from depth_anything_ros.ros.codec import fill_data
 
-XYZ_POINT_STEP = 16
-XYZRGB_POINT_STEP = 32
-RGB_OFFSET = 16
+__all__ = ["CloudBuilder", "RGB_OFFSET"]
 
-_XYZ_FIELDS = tuple(PointField(name=name, offset=offset, datatype=PointField.FLOAT32, count=1)
-                    for name, offset in (("x", 0), ("y", 4), ("z", 8)))
-_XYZRGB_FIELDS = _XYZ_FIELDS + (
-    PointField(name="rgb", offset=RGB_OFFSET, datatype=PointField.FLOAT32, count=1),)
+_POINT_FIELDS = {
+    layout: [PointField(name=name, offset=offset, datatype=PointField.FLOAT32, count=1)
+             for name, offset in layout]
+    for layout in (XYZ_FIELDS, XYZRGB_FIELDS)}
 
 
 class CloudBuilder:
-    """Builds clouds into one reusable byte buffer per (shape, layout).
-
-    The buffer starts zeroed, so padding bytes are deterministic (and the rgb word's top
-    byte stays 0) without being rewritten every frame.
-    """
+    """Builds clouds through one reusable packing buffer (see ``CloudPacker``)."""
 
     def __init__(self) -> None:
-        self._raw = np.zeros((0, 0, XYZ_POINT_STEP), np.uint8)
+        self._packer = CloudPacker()
 
     def build(self, points: np.ndarray, header: Header,
               colors_bgr: np.ndarray | None = None) -> PointCloud2:
@@ -43,25 +40,10 @@ class CloudBuilder:
         With ``colors_bgr`` (h, w, 3) uint8 it gets an rgb field holding 0x00RRGGBB in a
         float32 (the PCL/depth_image_proc convention that rviz2 decodes).
         """
-        if points.ndim != 3 or points.shape[2] != 3:
-            raise ValueError(f"points must be (h, w, 3), got shape {points.shape}")
-        height, width = points.shape[:2]
-        if colors_bgr is not None and (colors_bgr.shape != points.shape
-                                       or colors_bgr.dtype != np.uint8):
-            raise ValueError(f"colors_bgr must be uint8 {points.shape}, got "
-                             f"{colors_bgr.dtype} {colors_bgr.shape}")
-        point_step = XYZ_POINT_STEP if colors_bgr is None else XYZRGB_POINT_STEP
-        if self._raw.shape != (height, width, point_step):
-            self._raw = np.zeros((height, width, point_step), np.uint8)
-        raw = self._raw
-        # Explicit little-endian views keep the bytes right whatever the host order.
-        raw.view("<f4")[..., :3] = points
-        if colors_bgr is not None:
-            # 0x00RRGGBB stored little-endian is the byte sequence B, G, R, 0.
-            raw[..., RGB_OFFSET:RGB_OFFSET + 3] = colors_bgr
-        msg = PointCloud2(header=header, height=height, width=width,
-                          fields=list(_XYZ_FIELDS if colors_bgr is None else _XYZRGB_FIELDS),
-                          is_bigendian=False, point_step=point_step,
-                          row_step=width * point_step, is_dense=False)
+        layout, raw = self._packer.pack(points, colors_bgr)
+        msg = PointCloud2(header=header, height=layout.height, width=layout.width,
+                          fields=list(_POINT_FIELDS[layout.fields]),
+                          is_bigendian=layout.is_bigendian, point_step=layout.point_step,
+                          row_step=layout.row_step, is_dense=layout.is_dense)
         fill_data(msg, raw)
         return msg

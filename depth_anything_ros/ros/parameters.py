@@ -9,8 +9,8 @@ unconfigured and is applied by the next configure.
 
 from __future__ import annotations
 
+import array
 import dataclasses
-import difflib
 import os
 from typing import Any, Callable, Optional
 
@@ -20,7 +20,9 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from depth_anything_ros.pipeline.parameters import FIELDS, NodeParams, ParameterError, problems
+from depth_anything_ros.pipeline.parameters import (FIELDS, NodeParams, ParameterError, problems,
+                                                    type_name)
+from depth_anything_ros.pipeline.params_file import unknown_name
 
 PACKAGE = "depth_anything_ros"
 RELOAD_NOTE = " (applied at configure: change it while the node is unconfigured)"
@@ -58,9 +60,11 @@ def effective_model_path(model_path: str) -> str:
     return os.path.join(share, "models")
 
 
-def _type_name(value: Any) -> str:
-    return {bool: "a boolean (true/false)", int: "an integer", float:
-            "a floating-point number (write 10.0, not 10)", str: "a string"}[type(value)]
+def _plain(value: Any) -> Any:
+    """Return array values (rclpy gives lists or array.array) as the table's tuples."""
+    if isinstance(value, (list, tuple, array.array)):
+        return tuple(v if isinstance(v, str) else float(v) for v in value)
+    return value
 
 
 def unknown_overrides(node: Node) -> list[str]:
@@ -74,8 +78,7 @@ def unknown_overrides(node: Node) -> list[str]:
     for name in sorted(given):
         if node.has_parameter(name) or name.startswith("qos_overrides."):
             continue
-        close = difflib.get_close_matches(name, FIELDS, n=1)
-        lines.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        lines.append(unknown_name(name))
     return lines
 
 
@@ -103,10 +106,13 @@ class ParameterStore:
         values = {}
         for name, field in FIELDS.items():
             try:
-                values[name] = node.declare_parameter(name, field.default, descriptor(name)).value
+                # An empty array has no type of its own; say which it is.
+                start = Parameter.Type.STRING_ARRAY if field.default == () else field.default
+                value = node.declare_parameter(name, start, descriptor(name)).value
+                values[name] = field.default if value is None else _plain(value)
             except InvalidParameterTypeException:
                 raise ParameterError(
-                    name, f"has the wrong type; expected {_type_name(field.default)}") from None
+                    name, f"has the wrong type; expected {type_name(field.default)}") from None
             except InvalidParameterValueException:
                 low, high = field.metadata["range"]
                 raise ParameterError(
@@ -121,7 +127,7 @@ class ParameterStore:
         node.add_post_set_parameters_callback(self._apply)
 
     def _changes(self, parameters: list[Parameter]) -> dict[str, Any]:
-        return {p.name: p.value for p in parameters if p.name in FIELDS}
+        return {p.name: _plain(p.value) for p in parameters if p.name in FIELDS}
 
     def _validate(self, parameters: list[Parameter]) -> SetParametersResult:
         changes = self._changes(parameters)
