@@ -25,13 +25,18 @@ from tqdm import tqdm
 
 from depth_anything_ros.cli.bag_mcap import BagWriter
 from depth_anything_ros.cli.bag_messages import MessageWriter, output_qos, output_typestore
-from depth_anything_ros.cli.bag_runner import BagRunner, Camera
-from depth_anything_ros.cli.bag_topics import CameraTopics, find_cameras, OUTPUT_KEYS, OUTPUTS
+from depth_anything_ros.cli.bag_runner import (BagCamera, BagReporter, BagSink,
+                                               read_recording)
+from depth_anything_ros.cli.bag_topics import CameraTopics, find_cameras, MSGTYPES
 from depth_anything_ros.cli.errors import run_reporting_errors
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from depth_anything_ros.pipeline.camera import CameraPipeline
+from depth_anything_ros.pipeline.camera_state import CameraState
+from depth_anything_ros.pipeline.outputs import OUTPUT_KEYS, OUTPUTS
 from depth_anything_ros.pipeline.parameters import INFERENCE_PRECISIONS, NodeParams
 from depth_anything_ros.pipeline.params_file import ParamsSource
+from depth_anything_ros.pipeline.runner import FrameRunner, Policy
+from depth_anything_ros.pipeline.stats import ProcessingStats
 
 PROG = "depth_anything_bag"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -250,27 +255,29 @@ def _run(args: argparse.Namespace, reader: AnyReader, source: ParamsSource,
         for topics, pipeline, p, keys in zip(found, pipelines, params, chosen):
             qos = [output_qos(p.output_qos)]
             outputs = {output.key: writer.add_connection(topics.output(output.key),
-                                                         output.msgtype, typestore=store,
+                                                         MSGTYPES[output.kind], typestore=store,
                                                          offered_qos_profiles=qos)
                        for output in OUTPUTS if output.key in keys}
-            cameras.append(Camera(topics, pipeline, p, outputs))
+            state = CameraState(topics.image, pipeline, ProcessingStats(), lambda p=p: p,
+                                expects_camera_info="camera_info" in topics.inputs)
+            cameras.append(BagCamera(topics, state, outputs))
         routes, copies = _routes(reader, writer, cameras, args.copy_input)
-        runner = BagRunner(reader, writer, cameras, routes, copies, MessageWriter(store),
-                           signals.stop, workers=params[0].inference_workers)
-        _process(runner, reader, on_frames)
+        sink = BagSink(writer, MessageWriter(store), cameras)
+        _process(cameras, sink, reader, routes, copies, params[0].inference_workers,
+                 signals.stop, on_frames)
     finally:
         writer.close()
-    _summary(args, cameras, runner, time.perf_counter() - started, signals.received)
+    _summary(args, cameras, sink, time.perf_counter() - started, signals.received)
     return 0 if signals.received is None else EXIT_SIGNALLED + signals.received
 
 
-def _routes(reader: AnyReader, writer: Writer, cameras: list[Camera],
-            copy_input: bool) -> tuple[dict[int, tuple[str, Optional[Camera]]], dict[int, Any]]:
+def _routes(reader: AnyReader, writer: Writer, cameras: list[BagCamera], copy_input: bool
+            ) -> tuple[dict[int, tuple[str, Optional[BagCamera]]], dict[int, Any]]:
     """Return what each input connection is for, and its output copy with --copy-input."""
     images = {camera.topics.image: camera for camera in cameras}
     inputs = {topic: (key, camera) for camera in cameras
               for key, topic in camera.topics.inputs.items()}
-    routes: dict[int, tuple[str, Optional[Camera]]] = {}
+    routes: dict[int, tuple[str, Optional[BagCamera]]] = {}
     copies: dict[int, Any] = {}
     for connection in reader.connections:
         if connection.topic in images:
@@ -295,10 +302,12 @@ def _copy_connection(writer: Writer, connection: Any, reader: AnyReader) -> Any:
                                  offered_qos_profiles=ext.offered_qos_profiles, **definition)
 
 
-def _process(runner: BagRunner, reader: AnyReader,
+def _process(cameras: list[BagCamera], sink: BagSink, reader: AnyReader,
+             routes: dict[int, tuple[str, Optional[BagCamera]]], copies: dict[int, Any],
+             workers: int, stop: threading.Event,
              on_frames: Optional[Callable[[int], None]]) -> None:
     """Run with a progress bar on stderr (a terminal's only) and warnings above it."""
-    images = {camera.topics.image for camera in runner.cameras}
+    images = {camera.topics.image for camera in cameras}
     total = sum(info.msgcount for name, info in reader.topics.items() if name in images)
     with tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True,
               disable=None) as bar:
@@ -310,33 +319,40 @@ def _process(runner: BagRunner, reader: AnyReader,
                 if on_frames is not None:
                     on_frames(count)
 
+        reporter = BagReporter(cameras, lambda text: bar.write(f"{PROG}: {text}",
+                                                               file=sys.stderr))
+        runner = FrameRunner([camera.state for camera in cameras], sink, reporter,
+                             Policy.RECORDED, workers=workers, stop=stop)
         runner.progress = progress
-        runner.log = lambda text: bar.write(f"{PROG}: {text}", file=sys.stderr)
-        runner.run()
+        runner.run(lambda: read_recording(reader, routes, copies, runner, reporter))
 
 
-def _summary(args: argparse.Namespace, cameras: list[Camera], runner: BagRunner,
+def _summary(args: argparse.Namespace, cameras: list[BagCamera], sink: BagSink,
              seconds: float, signum: Optional[int]) -> None:
-    frames = sum(c.written for c in cameras)
+    counts = {camera.topics.image: camera.state.stats.snapshot() for camera in cameras}
+    frames = sum(snap.published_total for snap in counts.values())
     rate = frames / seconds if seconds > 0 else 0.0
     print(f"{args.output} ({args.storage}): {frames} complete frames in {seconds:.1f} s "
           f"({rate:.2f} frames/s)")
     for camera in cameras:
+        snap = counts[camera.topics.image]
         outputs = ",".join(o.name.removeprefix("depth/") for o in OUTPUTS
                            if o.key in camera.outputs)
-        print(f"  {camera.topics.image}: {camera.written} of {camera.frames} frames -> "
-              f"{camera.topics.namespace}/depth/{{{outputs}}}")
+        print(f"  {camera.topics.image}: {snap.published_total} of {snap.received_total} "
+              f"frames -> {camera.topics.namespace}/depth/{{{outputs}}}")
+        rejected = {kind: count for kind, count in sorted(snap.rejected_by_kind.items())
+                    if count}
         problems = []
-        if camera.rejected:
+        if rejected:
             problems.append("rejected: " + ", ".join(
-                f"{kind} {count}" for kind, count in sorted(camera.rejected.items())))
+                f"{kind} {count}" for kind, count in rejected.items()))
         problems += [f"{what}: {count}" for what, count in (
-            ("skipped as unreadable", camera.unreadable), ("failed", camera.failed),
-            ("stamp restarts", camera.stamp_restarts)) if count]
+            ("skipped as unreadable", camera.unreadable), ("failed", snap.failed_total),
+            ("stamp restarts", snap.stamp_restarts)) if count]
         if problems:
             print(f"    {'; '.join(problems)}")
-    if runner.copied:
-        print(f"  copied {runner.copied} input messages")
+    if sink.copied:
+        print(f"  copied {sink.copied} input messages")
     if signum is not None:
         print(f"interrupted by {signal.Signals(signum).name}: the bag holds the {frames} "
               "complete frames written before it")

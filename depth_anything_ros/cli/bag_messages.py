@@ -49,11 +49,6 @@ def output_qos(reliability: str) -> Qos:
                avoid_ros_namespace_conventions=False)
 
 
-def stamp_ns(header: Any) -> int:
-    """Return a header stamp as the integer the pipeline keys stamps by."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 class MessageWriter:
     """Builds and serializes outputs; one instance per writing thread.
 

@@ -5,13 +5,17 @@ image_transport convention: ``/front/image_raw`` (or its ``/compressed`` transpo
 ``/front/camera_info``. The node runs in that namespace, so its outputs are
 ``/front/depth/image`` and so on, and its parameters are those of
 ``/front/depth_anything``. Per-camera inputs besides the image are one table,
-``CAMERA_INPUTS``, so a new one is one more entry there (and its handler in the runner).
+``CAMERA_INPUTS``, so a new one is one more entry there (and its handler in the
+reader).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
+
+from depth_anything_ros.pipeline.outputs import (KIND_BGR_IMAGE, KIND_CAMERA_INFO,
+                                                 KIND_FLOAT_IMAGE, KIND_POINTS, OUTPUTS)
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -35,21 +39,9 @@ CAMERA_INPUTS = (CameraInput("camera_info", "camera_info", (CAMERA_INFO,)),
                  CameraInput("reference_points", "reference/points", (POINT_CLOUD,)))
 
 
-@dataclass(frozen=True)
-class Output:
-    """One of the node's outputs: the --outputs name, its topic in the namespace, its type."""
-
-    key: str
-    name: str
-    msgtype: str
-
-
-# In the order the node publishes a frame's outputs.
-OUTPUTS = (Output("relative", "depth/relative", IMAGE), Output("depth", "depth/image", IMAGE),
-           Output("camera_info", "depth/camera_info", CAMERA_INFO),
-           Output("colorized", "depth/colorized", IMAGE),
-           Output("points", "depth/points", POINT_CLOUD))
-OUTPUT_KEYS = tuple(output.key for output in OUTPUTS)
+# The message type each output kind is written as.
+MSGTYPES = {KIND_FLOAT_IMAGE: IMAGE, KIND_BGR_IMAGE: IMAGE, KIND_CAMERA_INFO: CAMERA_INFO,
+            KIND_POINTS: POINT_CLOUD}
 # image_transport variants that carry something other than a camera image.
 NOT_CAMERA_SUFFIXES = ("/compressedDepth", "/theora")
 

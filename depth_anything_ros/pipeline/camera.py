@@ -12,9 +12,11 @@ report its own way.
 
 State that belongs to one camera lives here: recent calibrations, the order of its
 stamps, the temporal filter's history, the metric alignment, and caches that only change
-with the camera (the rectification maps, the ray grid, the colour table). Inference threads may call
-``infer`` at the same time (its caches are rebuilt by value, so a race only costs a
-rebuild); ``finish`` keeps history and is meant for one thread, in frame order.
+with the camera (the rectification maps, the ray grid, the colour table). ``infer`` writes
+no state (the calibration ring is locked; the rectification cache is rebuilt by value, so
+a race only costs a rebuild), so any number of inference lanes may call it at once; what
+it found out travels with its ``NetworkOutput``. ``finish`` keeps history and is meant for
+one thread, in frame order (``pipeline.runner``'s finisher).
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ from depth_anything_ros.geometry.temporal import TemporalFilter
 from depth_anything_ros.inference.engine import DepthEngine
 from depth_anything_ros.pipeline.calibration_ring import CalibrationRing
 from depth_anything_ros.pipeline.image_input import DecodedImage
-from depth_anything_ros.pipeline.notes import (Note, REJECT_CAMERA_INFO_DISTORTION,
-                                               REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
-                                               WARN_CALIBRATION_SCALED, WARN_NO_CALIBRATION)
+from depth_anything_ros.pipeline.notes import (Note, REJECT_CAMERA_INFO_INVALID,
+                                               REJECT_CAMERA_INFO_SIZE, WARN_CALIBRATION_SCALED,
+                                               WARN_NO_CALIBRATION, WARN_NOT_RECTIFYING)
+from depth_anything_ros.pipeline.outputs import OUTPUT_KEYS
 from depth_anything_ros.pipeline.parameters import NodeParams
 from depth_anything_ros.pipeline.scale_alignment import CameraAlignment
 from depth_anything_ros.pipeline.stamp_order import StampOrder, StampVerdict
@@ -51,16 +54,20 @@ CALIBRATION_RING = 16
 
 @dataclass(frozen=True)
 class Wanted:
-    """Outputs to compute; the node asks only for those with a subscriber."""
+    """Outputs to compute, one field per ``outputs.OUTPUTS`` key.
+
+    The node asks only for those with a subscriber, the bag tool for those it writes.
+    """
 
     depth: bool = True
     points: bool = True
     colorized: bool = True
     relative: bool = True
+    camera_info: bool = True
 
     @property
     def anything(self) -> bool:
-        return self.depth or self.points or self.colorized or self.relative
+        return any(getattr(self, key) for key in OUTPUT_KEYS)
 
 
 class NetworkOutput(NamedTuple):
@@ -96,6 +103,10 @@ class FrameOutputs:
     calibration_source: str
     notes: tuple[Note, ...]
 
+    def camera_info(self) -> tuple[Intrinsics, Optional[CameraCalibration]]:
+        """What the republished CameraInfo is made of: the output's camera and its template."""
+        return self.intrinsics, self.calibration
+
 
 class CameraPipeline:
     """Frames of one camera through one (possibly shared) engine."""
@@ -111,8 +122,7 @@ class CameraPipeline:
         self._flying: Optional[FlyingPixelFilter] = None
         self._filtered: Optional[np.ndarray] = None   # depth with flying pixels as NaN
         self._temporal: Optional[TemporalFilter] = None
-        self._fallback_announced = False
-        self.calibration_source = "none yet"
+        self._fallback_announced = False   # finish's: the no-calibration note, said once
         self.alignment = CameraAlignment(self.metric_model)
 
     # --- inputs ----------------------------------------------------------------------
@@ -153,21 +163,12 @@ class CameraPipeline:
         """
         notes: list[Note] = []
         height, width = image.pixels.shape[:2]
-        camera, calibration = self._camera_intrinsics(stamp_ns, width, height, p, notes)
-        source = self.calibration_source
+        camera, calibration, source = self._camera_intrinsics(stamp_ns, width, height, p, notes)
         if calibration is not None and p.rectify == "auto" and needs_rectification(calibration):
             image, camera, calibration = self._rectify(image, camera, calibration, notes)
         raw = self.engine.infer(image.pixels, image.order,
                                 self.output_size(image.pixels.shape, p), lane)
         return NetworkOutput(raw, image, camera, calibration, source, tuple(notes))
-
-    def process(self, image: DecodedImage, stamp_ns: int, p: NodeParams,
-                wanted: Wanted = Wanted(), lane: int = 0) -> FrameOutputs:
-        """Run ``infer`` then ``finish``: one frame from start to end.
-
-        For callers that need no overlap between the network and the rest.
-        """
-        return self.finish(self.infer(image, stamp_ns, p, lane), stamp_ns, p, wanted)
 
     def finish(self, net: NetworkOutput, stamp_ns: int, p: NodeParams,
                wanted: Wanted = Wanted()) -> FrameOutputs:
@@ -178,7 +179,7 @@ class CameraPipeline:
         output = camera if (out_w, out_h) == (camera.width, camera.height) else camera.scaled(
             out_w, out_h)
         depth = None
-        notes = net.notes
+        notes = self._announce_fallback_once(net.notes)
         if p.scale_source != "none":
             # Every frame, watched or not: the fit's filter needs each reference in turn.
             depth, aligned_notes = self.alignment.metres(raw, stamp_ns, output, p)
@@ -201,6 +202,15 @@ class CameraPipeline:
             points=points, colors=colors, intrinsics=output, calibration=net.calibration,
             calibration_source=net.calibration_source, notes=notes)
 
+    def _announce_fallback_once(self, notes: tuple[Note, ...]) -> tuple[Note, ...]:
+        """Keep the 'no CameraInfo yet' note of the first frame that uses the fallback only."""
+        if not any(note.key == WARN_NO_CALIBRATION for note in notes):
+            return notes
+        if self._fallback_announced:
+            return tuple(note for note in notes if note.key != WARN_NO_CALIBRATION)
+        self._fallback_announced = True
+        return notes
+
     def _rectify(self, image: DecodedImage, camera: Intrinsics, calibration: CameraCalibration,
                  notes: list[Note]) -> tuple[DecodedImage, Intrinsics,
                                              Optional[CameraCalibration]]:
@@ -215,7 +225,7 @@ class CameraPipeline:
         try:
             pixels = self._rectifier.rectify(image.pixels, scaled)
         except ValueError as exc:
-            notes.append(Note(REJECT_CAMERA_INFO_DISTORTION,
+            notes.append(Note(WARN_NOT_RECTIFYING,
                               f"not rectifying: {exc}; processing the image as it comes"))
             return image, camera, calibration
         return (DecodedImage(pixels, image.order), rectified_intrinsics(scaled),
@@ -243,8 +253,9 @@ class CameraPipeline:
         return flying.remove(depth, intrinsics, self._filtered)
 
     def _camera_intrinsics(self, stamp_ns: int, width: int, height: int, p: NodeParams,
-                           notes: list[Note]) -> tuple[Intrinsics, Optional[CameraCalibration]]:
-        """Calibration for this image, scaled to its size, else the FOV fallback.
+                           notes: list[Note]) -> tuple[Intrinsics, Optional[CameraCalibration],
+                                                       str]:
+        """Calibration for this image, scaled to its size, else the FOV fallback; its source.
 
         A calibration whose size is neither the image's nor a scaling of it is refused
         for this frame and the fallback used instead: the depth image does not depend
@@ -261,20 +272,16 @@ class CameraPipeline:
                 f"{width}x{height}, neither that size nor a scaling of it (another camera's "
                 f"CameraInfo?); using the {p.fallback_hfov_deg} degree field-of-view "
                 "fallback for this frame"))
-            self.calibration_source = f"{fallback} (camera_info size mismatch)"
-            return Intrinsics.from_fov(width, height, p.fallback_hfov_deg), None
+            return (Intrinsics.from_fov(width, height, p.fallback_hfov_deg), None,
+                    f"{fallback} (camera_info size mismatch)")
         if match is None:
-            self.calibration_source = fallback
-            if not self._fallback_announced:
-                self._fallback_announced = True
-                notes.append(Note(
-                    WARN_NO_CALIBRATION,
-                    f"no valid CameraInfo received yet; assuming a {p.fallback_hfov_deg} "
-                    "degree horizontal field of view (parameter fallback_hfov_deg) until "
-                    "one arrives"))
-            return Intrinsics.from_fov(width, height, p.fallback_hfov_deg), None
-        self.calibration_source = ("camera_info" if match.exact
-                                   else "camera_info (latest, stamp differs)")
+            notes.append(Note(
+                WARN_NO_CALIBRATION,
+                f"no valid CameraInfo received yet; assuming a {p.fallback_hfov_deg} "
+                "degree horizontal field of view (parameter fallback_hfov_deg) until "
+                "one arrives"))
+            return Intrinsics.from_fov(width, height, p.fallback_hfov_deg), None, fallback
+        source = "camera_info" if match.exact else "camera_info (latest, stamp differs)"
         intrinsics = match.intrinsics
         if (intrinsics.width, intrinsics.height) != (width, height):
             notes.append(Note(
@@ -282,7 +289,7 @@ class CameraPipeline:
                 f"camera_info is for {intrinsics.width}x{intrinsics.height} but images are "
                 f"{width}x{height}; scaling the intrinsics"))
             intrinsics = intrinsics.scaled(width, height)
-        return intrinsics, match.calibration
+        return intrinsics, match.calibration, source
 
     def _colorize(self, depth: Optional[np.ndarray], relative: np.ndarray,
                   p: NodeParams) -> np.ndarray:

@@ -17,9 +17,10 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-# 8K UHD. Large enough for any camera this node is meant for, small enough that a corrupt
-# or hostile width*height cannot make us allocate gigabytes downstream.
-DEFAULT_MAX_PIXELS = 7680 * 4320
+# 2^24 (16.8 M, e.g. 5472x3066): large enough for any camera this node is meant for, small
+# enough that a corrupt or hostile width*height cannot make us allocate gigabytes
+# downstream. The max_pixels parameter's default too.
+DEFAULT_MAX_PIXELS = 1 << 24
 
 # encoding -> bytes per pixel. Names as in sensor_msgs/image_encodings.hpp.
 _BYTES_PER_PIXEL = {

@@ -14,7 +14,6 @@ from depth_anything_ros.pipeline.image_input import IMAGE_REJECTIONS
 
 REJECT_CAMERA_INFO_INVALID = "camera_info_invalid"      # zero/non-finite focal length, bad size
 REJECT_CAMERA_INFO_SIZE = "camera_info_size_mismatch"   # neither the image's size nor a scaling
-REJECT_CAMERA_INFO_DISTORTION = "camera_info_distortion"  # a model rectify cannot apply
 REJECT_STAMP_BACKWARDS = "stamp_backwards"
 # Metric references (scale_source depth/points): undecodable, unusable, or too late.
 REJECT_REFERENCE_ENCODING = "reference_encoding"        # not 32FC1/16UC1, bad step or length
@@ -24,11 +23,14 @@ REFERENCE_REJECTIONS = (REJECT_REFERENCE_ENCODING, REJECT_REFERENCE_CLOUD, REFER
                         REFERENCE_EMPTY, REFERENCE_NON_FINITE, REFERENCE_EXTRINSIC,
                         REJECT_REFERENCE_TOO_OLD)
 REJECTION_KINDS = IMAGE_REJECTIONS + (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
-                                      REJECT_CAMERA_INFO_DISTORTION,
                                       REJECT_STAMP_BACKWARDS) + REFERENCE_REJECTIONS
 # Warnings (not rejections) a frame can raise; keys for the caller's rate limiter.
 WARN_NO_CALIBRATION = "no_camera_info"
 WARN_CALIBRATION_SCALED = "camera_info_scaled"
+# A distortion rectify cannot apply (a model other than plumb_bob, rational_polynomial or
+# equidistant, binning, a ROI): the frame is still processed, unrectified, so it is a
+# warning, not a rejection.
+WARN_NOT_RECTIFYING = "camera_info_distortion"
 WARN_ALIGNMENT_HELD = "alignment_held"          # no reference for the frame: last fit kept
 WARN_ALIGNMENT_REFUSED = "alignment_refused"    # a fit refused: last fit kept
 WARN_ALIGNMENT_NONE_YET = "alignment_none_yet"  # relative model, no fit yet: no metres

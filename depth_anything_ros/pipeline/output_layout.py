@@ -98,6 +98,14 @@ def camera_info_fields(intr: Intrinsics,
                             k=intr.k_matrix(), r=r, p=intr.p_matrix())
 
 
+def header_stamp_ns(header: Any) -> int:
+    """Return a std_msgs/Header's stamp as one integer, the form the pipeline keys stamps by.
+
+    Reads the fields by name, so rclpy and rosbags messages both work.
+    """
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
 def camera_info_calibration(msg: Any) -> CameraCalibration:
     """Return the camera-describing fields of a sensor_msgs/CameraInfo as a plain record.
 

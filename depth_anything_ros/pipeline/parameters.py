@@ -20,6 +20,7 @@ import re
 from typing import Any, Optional
 
 from depth_anything_ros.geometry.colorize import COLORMAPS
+from depth_anything_ros.pipeline.image_input import DEFAULT_MAX_PIXELS
 
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
 INFERENCE_PRECISIONS = ("", "f32", "bf16", "f16")
@@ -83,11 +84,11 @@ class NodeParams:
         0, "OpenVINO INFERENCE_NUM_THREADS; 0 leaves it to the device plugin.",
         reload=True, value_range=(0, 1024))
     inference_workers: int = _param(
-        1, "Frames inferred at the same time, each taking the newest frame when it is free. "
-        "1: lowest latency. With performance_hint THROUGHPUT, set it to the number of streams "
-        "(NUM_STREAMS, or the log line at the first frame) for more frames per second at a "
-        "higher latency; an output finished after a newer frame's is dropped, never "
-        "published out of order.", reload=True, value_range=(1, 16))
+        0, "Frames inferred at the same time (inference lanes). 0: as many as the compiled "
+        "model's OPTIMAL_NUMBER_OF_INFER_REQUESTS, i.e. 1 with performance_hint LATENCY "
+        "(lowest latency) and one per stream with THROUGHPUT (more frames per second at a "
+        "higher latency); the log line at the first frame says how many. A camera's frames "
+        "are published in order whatever the number.", reload=True, value_range=(0, 16))
     allow_cpu_fallback: bool = _param(
         False, "Run on CPU when the requested device is absent instead of failing.",
         reload=True)
@@ -211,7 +212,7 @@ class NodeParams:
         60.0, "Horizontal field of view (degrees) assumed until a calibrated CameraInfo "
         "arrives.", value_range=(1.0, 179.0))
     max_pixels: int = _param(
-        16777216, "Input images with more pixels are rejected (protects against corrupt "
+        DEFAULT_MAX_PIXELS, "Input images with more pixels are rejected (protects against corrupt "
         "headers).", value_range=(1, 1 << 28))
     autostart: bool = _param(
         True, "Configure and activate at start-up, as a plain node would. false: stay "

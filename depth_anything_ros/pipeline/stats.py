@@ -1,7 +1,9 @@
 """Rate, latency and outcome bookkeeping for one camera's frames.
 
-Counters are updated from several threads (subscription callbacks on the executor, the
-inference and publishing workers) and read by a timer, hence the lock.
+Counters are updated from several threads (the runner's intake, its inference lanes and
+its finisher) and read by a timer, hence the lock. What describes the published frames
+(their calibration source) is recorded with the count of published frames, under the
+same lock, so a report never pairs one frame's count with another frame's description.
 
 Every image received ends up in exactly one total: published, dropped (a newer frame
 replaced it), skipped (no subscriber), failed (processing raised) or rejected under an
@@ -46,6 +48,7 @@ class StatsSnapshot:
     last_rejection: str
     rejected_by_kind: Mapping[str, int]   # totals; every kind named at construction is present
     stamp_restarts: int
+    calibration_source: str               # of the last published frame
 
 
 class _LatencyWindow:
@@ -87,6 +90,7 @@ class ProcessingStats:
         self._failed = self._rejected = self._stamp_restarts = 0
         self._by_kind = dict.fromkeys(rejection_kinds, 0)
         self._last_rejection = ""
+        self._calibration_source = "none yet"
         self._window_received = self._window_published = self._window_rejected = 0
         self._inference = _LatencyWindow()
         self._end_to_end = _LatencyWindow()
@@ -106,9 +110,12 @@ class ProcessingStats:
         with self._lock:
             self._skipped += 1
 
-    def frame_published(self, inference_s: float, end_to_end_s: Optional[float]) -> None:
+    def frame_published(self, inference_s: float, end_to_end_s: Optional[float],
+                        calibration_source: str = "") -> None:
         """``end_to_end_s`` None: the image had no stamp, so its age is unknown."""
         with self._lock:
+            if calibration_source:
+                self._calibration_source = calibration_source
             self._published += 1
             self._window_published += 1
             self._inference.add(inference_s)
@@ -154,6 +161,7 @@ class ProcessingStats:
                 last_rejection=self._last_rejection,
                 rejected_by_kind=dict(self._by_kind),
                 stamp_restarts=self._stamp_restarts,
+                calibration_source=self._calibration_source,
             )
             self._window_start = now
             self._window_received = self._window_published = self._window_rejected = 0
