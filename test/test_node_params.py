@@ -163,8 +163,7 @@ def _set(node: Node, **values):
 
 @pytest.mark.parametrize("apply_in", ["post_set_callback", "on_set_callback"])
 def test_runtime_changes_are_validated_and_applied(context, monkeypatch, apply_in):
-    """The same outcome whether values are applied after they are set or, as on Humble, from
-    the validating callback itself."""
+    """Give one outcome, applied after the values are set or (as on Humble) when validated."""
     if apply_in == "on_set_callback":
         monkeypatch.setenv(FORCE_FALLBACKS_ENV, "1")
     changes = []
