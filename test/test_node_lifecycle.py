@@ -21,6 +21,7 @@ from sensor_msgs.msg import Image, PointCloud2
 import yaml
 
 from depth_anything_ros.ros import diagnostics as diag
+from depth_anything_ros.ros.compat import FORCE_FALLBACKS_ENV
 from ros_harness import Client, NodeProcess, private_domain_id, start_node
 from test_node_ros import Camera, latest_status, status_values, wait_for_outputs
 
@@ -51,10 +52,11 @@ def transition(client: Client, transition_id: int) -> bool:
     return call(client, ChangeState, f"{NODE}/change_state", request).success
 
 
-def _start(workspace, tmp_path_factory, name: str, ros_args: list[str]) -> NodeProcess:
+def _start(workspace, tmp_path_factory, name: str, ros_args: list[str],
+           extra_env: dict[str, str] | None = None) -> NodeProcess:
     root, env = workspace
     log_dir = tmp_path_factory.mktemp(name)
-    return start_node(env, root, log_dir, private_domain_id(),
+    return start_node(dict(env, **(extra_env or {})), root, log_dir, private_domain_id(),
                       [*ros_args, "-p", f"cache_dir:={log_dir / 'ov_cache'}"])
 
 
@@ -136,17 +138,23 @@ def _frames_received(client: Client) -> int | None:
     return None if status is None else int(status_values(status)[diag.KEY_RECEIVED])
 
 
+@pytest.mark.parametrize("trigger", ["matched_events", "polling"])
 def test_input_is_subscribed_only_while_an_output_is_watched(ros_workspace, tmp_path_factory,
-                                                             client, small_metric_ir):
+                                                             client, small_metric_ir, trigger):
+    """Lazy input, driven by publisher matched events or, as on Humble, by polling alone."""
+    polling = trigger == "polling"
     proc = _start(ros_workspace, tmp_path_factory, "lazy_node", [
         "-r", "__ns:=/lazy", "-p", f"model_path:={small_metric_ir}",
-        "-p", "diagnostics_period:=0.5"])
+        "-p", "diagnostics_period:=0.5"],
+        extra_env={FORCE_FALLBACKS_ENV: "1"} if polling else None)
     try:
         client.record(DiagnosticArray, "/diagnostics")
         camera = Camera(client, "/lazy", reliable=False)
         # Nobody watches: diagnostics keep coming, and no frame is ever received.
         assert client.spin_until(lambda: _frames_received(client) is not None, TIMEOUT_S,
                                  tick=camera.publish, period_s=0.1), proc.output()
+        # The node says which trigger it uses: the fallback really runs here.
+        assert ("polls the subscriber counts" in proc.output()) == polling, proc.output()
         client.spin_until(lambda: False, QUIET_S, tick=camera.publish, period_s=0.1)
         assert _frames_received(client) == 0
         assert client.node.count_subscribers("/lazy/image") == 0

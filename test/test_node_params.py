@@ -20,6 +20,7 @@ import yaml
 
 from depth_anything_ros.pipeline.parameters import (defaults, FIELDS, NodeParams, ParameterError,
                                                     problems)
+from depth_anything_ros.ros.compat import FORCE_FALLBACKS_ENV, has_post_set_callback
 from depth_anything_ros.ros.node import DepthNode, NODE_NAME
 from depth_anything_ros.ros.parameters import (effective_model_path, PACKAGE, ParameterStore,
                                                RELOAD_NOTE)
@@ -160,9 +161,14 @@ def _set(node: Node, **values):
     return node.set_parameters([Parameter(k, value=v) for k, v in values.items()])
 
 
-def test_runtime_changes_are_validated_and_applied(context):
+@pytest.mark.parametrize("apply_in", ["post_set_callback", "on_set_callback"])
+def test_runtime_changes_are_validated_and_applied(context, monkeypatch, apply_in):
+    """Give one outcome, applied after the values are set or (as on Humble) when validated."""
+    if apply_in == "on_set_callback":
+        monkeypatch.setenv(FORCE_FALLBACKS_ENV, "1")
     changes = []
     node = Node(NODE_NAME, context=context)
+    assert has_post_set_callback(node) == (apply_in == "post_set_callback")
     store = ParameterStore(node, on_change=lambda old, new: changes.append((old, new)))
     try:
         before = store.current

@@ -39,7 +39,6 @@ from typing import Any, NamedTuple, Optional, Union
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
-from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -68,6 +67,7 @@ from depth_anything_ros.ros.camera_io import (CameraIO, Outputs, TOPIC_CAMERA_IN
                                               TOPIC_RELATIVE)
 from depth_anything_ros.ros.codec import (array_to_image, camera_info_to_calibration,
                                           intrinsics_to_camera_info, stamp_ns)
+from depth_anything_ros.ros.compat import INPUT_POLL_S, publisher_events
 from depth_anything_ros.ros.dds_profile import apply_default_profile
 from depth_anything_ros.ros.diagnostics import diagnostic_array, status_from_snapshot
 from depth_anything_ros.ros.parameters import effective_model_path, ParameterStore
@@ -120,7 +120,7 @@ class DepthNode(LifecycleNode):
         self._active = False
         self._compiled_once = False
         self._compiled_sizes: set[tuple] = set()          # inference threads: what was logged
-        self._timer = self._pub_diagnostics = None
+        self._timer = self._pub_diagnostics = self._input_poll = None
         self._tf: Optional[TfPoses] = None   # scale_source points with tf2_ros installed
         # Per camera name, totals since start: they survive a cleanup/configure cycle.
         self._stats: dict[str, ProcessingStats] = {}
@@ -162,7 +162,11 @@ class DepthNode(LifecycleNode):
         self.configure_error = None
         self._compiled_once = False
         self._compiled_sizes = set()
-        events = PublisherEventCallbacks(matched=lambda _info: self._update_inputs())
+        events = publisher_events(self._update_inputs)
+        if events is None:  # Humble: no matched events, so poll the subscription counts
+            self._input_poll = self.create_timer(INPUT_POLL_S, self._update_inputs)
+            self.get_logger().info(f"this rclpy has no publisher matched events: lazy input "
+                                   f"polls the subscriber counts every {INPUT_POLL_S} s")
         out_qos = qos_profile(p.output_qos)
 
         def output(msg_type: type, topic: str) -> Any:
@@ -236,6 +240,9 @@ class DepthNode(LifecycleNode):
             self.destroy_timer(self._timer)
             self.destroy_publisher(self._pub_diagnostics)
             self._timer = self._pub_diagnostics = None
+        if self._input_poll is not None:
+            self.destroy_timer(self._input_poll)
+            self._input_poll = None
         self._tf = None
 
     def _log_configured(self, engine: DepthEngine, p: NodeParams) -> None:
@@ -276,8 +283,9 @@ class DepthNode(LifecycleNode):
     def _update_inputs(self) -> None:
         """Subscribe to each camera while active and watched, unsubscribe otherwise.
 
-        Called on every publisher match change and each diagnostics tick (a missed
-        event then costs at most one period).
+        Called on every publisher match change (or every INPUT_POLL_S where rclpy has no
+        matched events) and each diagnostics tick (a missed event then costs at most one
+        period).
         """
         for camera in self._cameras:
             watched = self._active and camera.outputs is not None and camera.outputs.watched()
@@ -418,7 +426,8 @@ class DepthNode(LifecycleNode):
                                    f"{TOPIC_DEPTH} and {TOPIC_POINTS}")
 
     def _tick(self) -> None:
-        self._update_inputs()
+        if self._input_poll is None:  # the safety net for a missed matched event
+            self._update_inputs()
         p = self._params.current
         statuses = []
         for camera in self._cameras:

@@ -23,6 +23,7 @@ from rclpy.parameter import Parameter
 from depth_anything_ros.pipeline.parameters import (FIELDS, NodeParams, ParameterError, problems,
                                                     type_name)
 from depth_anything_ros.pipeline.params_file import unknown_name
+from depth_anything_ros.ros.compat import has_post_set_callback
 
 PACKAGE = "depth_anything_ros"
 RELOAD_NOTE = " (applied at configure: change it while the node is unconfigured)"
@@ -123,8 +124,10 @@ class ParameterStore:
             raise found[0]
         self.current = params
         self.unknown = unknown_overrides(node)
+        self._apply_when_valid = not has_post_set_callback(node)
         node.add_on_set_parameters_callback(self._validate)
-        node.add_post_set_parameters_callback(self._apply)
+        if not self._apply_when_valid:
+            node.add_post_set_parameters_callback(self._apply)
 
     def _changes(self, parameters: list[Parameter]) -> dict[str, Any]:
         return {p.name: _plain(p.value) for p in parameters if p.name in FIELDS}
@@ -143,6 +146,10 @@ class ParameterStore:
         found = problems(dataclasses.replace(self.current, **changes))
         if found:
             return SetParametersResult(successful=False, reason="; ".join(str(e) for e in found))
+        if self._apply_when_valid:
+            # Humble: no post-set callback. This is the node's only on-set callback, so an
+            # accepted change is set right after it returns; applying it here is the same.
+            self._apply(parameters)
         return SetParametersResult(successful=True)
 
     def _apply(self, parameters: list[Parameter]) -> None:
