@@ -15,11 +15,11 @@ import pytest
 from depth_anything_ros.geometry.calibration import CameraCalibration
 from depth_anything_ros.geometry.intrinsics import Intrinsics
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
-from depth_anything_ros.pipeline.camera import CameraPipeline, Wanted
+from depth_anything_ros.pipeline.camera import CameraPipeline, FrameOutputs, Wanted
 from depth_anything_ros.pipeline.image_input import DecodedImage
-from depth_anything_ros.pipeline.notes import (REJECT_CAMERA_INFO_DISTORTION,
-                                               REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
-                                               WARN_CALIBRATION_SCALED, WARN_NO_CALIBRATION)
+from depth_anything_ros.pipeline.notes import (REJECT_CAMERA_INFO_INVALID,
+                                               REJECT_CAMERA_INFO_SIZE, WARN_CALIBRATION_SCALED,
+                                               WARN_NO_CALIBRATION, WARN_NOT_RECTIFYING)
 from depth_anything_ros.pipeline.parameters import NodeParams
 from scenes import scene
 
@@ -28,6 +28,12 @@ K = (140.0, 0.0, 81.0, 0.0, 132.0, 58.5, 0.0, 0.0, 1.0)
 CAMERA = Intrinsics(140.0, 132.0, 81.0, 58.5, WIDTH, HEIGHT)
 STAMP = 5_000_000_123
 RTOL = 1e-5
+
+
+def process(pipeline: CameraPipeline, image: DecodedImage, stamp: int, p: NodeParams,
+            wanted: Wanted = Wanted()) -> FrameOutputs:
+    """One frame from start to end, as the runner's lane and finisher run it."""
+    return pipeline.finish(pipeline.infer(image, stamp, p), stamp, p, wanted)
 
 
 def engine(ir) -> DepthEngine:
@@ -62,7 +68,7 @@ def test_metric_frame_with_its_own_calibration(metric_engine, image):
     assert pipeline.add_calibration(calibration, STAMP) is None
     p = NodeParams(cloud_min_range=0.0, cloud_max_range=1000.0, flying_pixel_filter=False,
                    rectify="off")
-    out = pipeline.process(image, STAMP, p)
+    out = process(pipeline, image, STAMP, p)
     raw = metric_engine.infer(image.pixels, "bgr")
     np.testing.assert_allclose(out.depth, raw, rtol=RTOL)
     assert out.relative is None  # metric models have no relative output
@@ -75,9 +81,8 @@ def test_metric_frame_with_its_own_calibration(metric_engine, image):
 
 
 def test_only_wanted_outputs_are_computed(metric_engine, image):
-    out = CameraPipeline(metric_engine).process(
-        image, STAMP, NodeParams(), Wanted(depth=False, points=False, colorized=True,
-                                           relative=False))
+    out = process(CameraPipeline(metric_engine), image, STAMP, NodeParams(),
+                  Wanted(depth=False, points=False, colorized=True, relative=False))
     assert out.depth is None and out.points is None and out.colors is None
     assert out.colorized is not None
 
@@ -89,7 +94,7 @@ def test_stride_range_and_colourless_cloud(metric_engine, image):
     low, high = np.percentile(raw, [30, 70])
     p = NodeParams(cloud_stride=3, cloud_min_range=float(low), cloud_max_range=float(high),
                    cloud_color=False, flying_pixel_filter=False)
-    out = pipeline.process(image, STAMP, p)
+    out = process(pipeline, image, STAMP, p)
     assert out.points.shape == (40, 54, 3) and out.colors is None
     z = raw[::3, ::3]
     inside = (z >= np.float32(low)) & (z <= np.float32(high))
@@ -101,7 +106,7 @@ def test_resized_calibration_is_scaled_and_said_so(metric_engine, image):
     full = CameraCalibration(2 * WIDTH, 2 * HEIGHT,
                              k=(280.0, 0.0, 162.5, 0.0, 264.0, 117.5, 0.0, 0.0, 1.0))
     pipeline.add_calibration(full, STAMP)
-    out = pipeline.process(image, STAMP, NodeParams())
+    out = process(pipeline, image, STAMP, NodeParams())
     assert out.intrinsics == CAMERA
     assert [n.key for n in out.notes] == [WARN_CALIBRATION_SCALED]
     assert not out.notes[0].is_rejection
@@ -111,7 +116,7 @@ def test_calibration_of_another_shape_is_refused_for_the_frame(metric_engine, im
     pipeline = CameraPipeline(metric_engine)
     pipeline.add_calibration(CameraCalibration(WIDTH, WIDTH, k=K), STAMP)  # square
     p = NodeParams(fallback_hfov_deg=70.0)
-    out = pipeline.process(image, STAMP, p)
+    out = process(pipeline, image, STAMP, p)
     assert [n.key for n in out.notes] == [REJECT_CAMERA_INFO_SIZE]
     assert out.notes[0].is_rejection and "160x160" in out.notes[0].text
     assert out.intrinsics == Intrinsics.from_fov(WIDTH, HEIGHT, 70.0)
@@ -122,8 +127,8 @@ def test_calibration_of_another_shape_is_refused_for_the_frame(metric_engine, im
 def test_without_calibration_the_fallback_is_announced_once(metric_engine, image):
     pipeline = CameraPipeline(metric_engine)
     p = NodeParams(fallback_hfov_deg=90.0)
-    first = pipeline.process(image, STAMP, p)
-    second = pipeline.process(image, STAMP + 1, p)
+    first = process(pipeline, image, STAMP, p)
+    second = process(pipeline, image, STAMP + 1, p)
     assert [n.key for n in first.notes] == [WARN_NO_CALIBRATION] and second.notes == ()
     assert first.intrinsics == Intrinsics.from_fov(WIDTH, HEIGHT, 90.0)
     assert first.calibration_source == "fallback: hfov 90.0 deg"
@@ -141,8 +146,8 @@ def test_stamp_matching_picks_the_frames_own_calibration(metric_engine, image):
     for stamp, fx in ((STAMP, 140.0), (STAMP + 1, 180.0)):
         pipeline.add_calibration(CameraCalibration(WIDTH, HEIGHT,
                                                    k=(fx, 0, 81.0, 0, fx, 58.5, 0, 0, 1)), stamp)
-    assert pipeline.process(image, STAMP, NodeParams()).intrinsics.fx == 140.0
-    latest = pipeline.process(image, STAMP + 7, NodeParams())
+    assert process(pipeline, image, STAMP, NodeParams()).intrinsics.fx == 140.0
+    latest = process(pipeline, image, STAMP + 7, NodeParams())
     assert latest.intrinsics.fx == 180.0
     assert latest.calibration_source == "camera_info (latest, stamp differs)"
 
@@ -150,7 +155,7 @@ def test_stamp_matching_picks_the_frames_own_calibration(metric_engine, image):
 def test_network_resolution_scales_outputs_and_intrinsics(metric_engine, image):
     pipeline = CameraPipeline(metric_engine)
     pipeline.add_calibration(CameraCalibration(WIDTH, HEIGHT, k=K), STAMP)
-    out = pipeline.process(image, STAMP, NodeParams(output_resolution="network"))
+    out = process(pipeline, image, STAMP, NodeParams(output_resolution="network"))
     net_h, net_w = metric_engine.network_size
     assert out.depth.shape == (net_h, net_w) and out.colors.shape == (net_h, net_w, 3)
     assert out.intrinsics == CAMERA.scaled(net_w, net_h)
@@ -159,12 +164,12 @@ def test_network_resolution_scales_outputs_and_intrinsics(metric_engine, image):
 def test_relative_model_metres_only_with_a_scale(relative_engine, image):
     pipeline = CameraPipeline(relative_engine)
     raw = relative_engine.infer(image.pixels, "bgr")
-    plain = pipeline.process(image, STAMP, NodeParams())
+    plain = process(pipeline, image, STAMP, NodeParams())
     assert plain.depth is None and plain.points is None
     np.testing.assert_allclose(plain.relative, raw, rtol=RTOL)
     p = dataclasses.replace(NodeParams(), relative_scale=0.5, relative_shift=0.1,
                             cloud_max_range=1000.0)
-    scaled = pipeline.process(image, STAMP, p)
+    scaled = process(pipeline, image, STAMP, p)
     np.testing.assert_allclose(scaled.depth, 1.0 / (0.5 * raw + 0.1), rtol=1e-4)
     assert np.isfinite(scaled.points[..., 2]).any()
 
@@ -184,7 +189,7 @@ def test_distorted_camera_is_rectified_before_the_network(metric_engine, image):
     pipeline = CameraPipeline(metric_engine)
     pipeline.add_calibration(distorted_calibration(), STAMP)
     p = NodeParams(flying_pixel_filter=False)
-    out = pipeline.process(image, STAMP, p)
+    out = process(pipeline, image, STAMP, p)
     # What image_proc's rectify node would feed a depth node, by OpenCV directly.
     k = np.array(K).reshape(3, 3)
     new_k = np.array(P_RECT).reshape(3, 4)[:, :3]
@@ -197,7 +202,7 @@ def test_distorted_camera_is_rectified_before_the_network(metric_engine, image):
     assert out.calibration.d == (0.0,) * 5 and out.calibration.k == (
         150.0, 0.0, 80.0, 0.0, 150.0, 60.0, 0.0, 0.0, 1.0)
     assert out.calibration.p == P_RECT and out.notes == ()
-    off = pipeline.process(image, STAMP, dataclasses.replace(p, rectify="off"))
+    off = process(pipeline, image, STAMP, dataclasses.replace(p, rectify="off"))
     np.testing.assert_allclose(off.depth, metric_engine.infer(image.pixels, "bgr"), rtol=RTOL)
     assert off.calibration.d == DISTORTION
 
@@ -205,8 +210,8 @@ def test_distorted_camera_is_rectified_before_the_network(metric_engine, image):
 def test_unknown_distortion_model_is_counted_and_the_frame_goes_through(metric_engine, image):
     pipeline = CameraPipeline(metric_engine)
     pipeline.add_calibration(distorted_calibration("fancy_lens"), STAMP)
-    out = pipeline.process(image, STAMP, NodeParams())
-    assert [n.key for n in out.notes] == [REJECT_CAMERA_INFO_DISTORTION]
+    out = process(pipeline, image, STAMP, NodeParams())
+    assert [n.key for n in out.notes] == [WARN_NOT_RECTIFYING]
     assert "fancy_lens" in out.notes[0].text
     np.testing.assert_allclose(out.depth, metric_engine.infer(image.pixels, "bgr"), rtol=RTOL)
 

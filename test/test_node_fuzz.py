@@ -47,10 +47,9 @@ from depth_anything_ros.pipeline.image_input import (check_compressed_header, co
                                                      REJECT_COMPRESSED, REJECT_DATA_LENGTH,
                                                      REJECT_ENCODING, REJECT_MAX_PIXELS,
                                                      REJECT_SIZE, REJECT_STEP)
-from depth_anything_ros.pipeline.notes import (REFERENCE_REJECTIONS,
-                                               REJECT_CAMERA_INFO_DISTORTION,
-                                               REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
-                                               REJECT_STAMP_BACKWARDS, REJECTION_KINDS)
+from depth_anything_ros.pipeline.notes import (REFERENCE_REJECTIONS, REJECT_CAMERA_INFO_INVALID,
+                                               REJECT_CAMERA_INFO_SIZE, REJECT_STAMP_BACKWARDS,
+                                               REJECTION_KINDS)
 from depth_anything_ros.pipeline.stamp_order import RESTART_AFTER_S
 from depth_anything_ros.ros import diagnostics as diag
 from depth_anything_ros.ros.node import WARN_THROTTLE_S
@@ -161,9 +160,9 @@ class Generator:
         """Return a valid CameraInfo for a ``width`` x ``height`` image.
 
         The CameraInfo is of its own size, a scaled one, (counted, fallback used) another
-        shape, or (counted, used unrectified) its own size with a lens model rectification
-        does not know. Returns it, the K the node must republish, and the rejection reason
-        the frame adds, if any.
+        shape, or (a warning, not a rejection: used unrectified) its own size with a lens
+        model rectification does not know. Returns it, the K the node must republish, and
+        the rejection reason the frame adds, if any.
         """
         base = BASE[(width, height)]
         choice = self.rng.choice(["same", "same", "scaled", "scaled", "mismatch", "lens"])
@@ -182,8 +181,7 @@ class Generator:
                           distortion_model="plumb_bob", d=[0.0] * 5)
         if choice == "lens":
             info.distortion_model, info.d = "fisheye_v9", [0.1, -0.02, 0.0, 0.0]
-        kind = {"mismatch": REJECT_CAMERA_INFO_SIZE,
-                "lens": REJECT_CAMERA_INFO_DISTORTION}.get(choice)
+        kind = REJECT_CAMERA_INFO_SIZE if choice == "mismatch" else None
         return info, expected.k_matrix(), kind
 
     def invalid_camera_info(self) -> CameraInfo:
@@ -404,8 +402,7 @@ class Counters:
 
     def image_rejections(self) -> int:
         return sum(v for k, v in self.rejected.items()
-                   if k not in (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE,
-                                REJECT_CAMERA_INFO_DISTORTION))
+                   if k not in (REJECT_CAMERA_INFO_INVALID, REJECT_CAMERA_INFO_SIZE))
 
     def idle(self) -> bool:
         """Every received image is accounted for: nothing is pending in the node."""
@@ -515,11 +512,11 @@ def check(target: Target, proc: NodeProcess, diagnostics: Diagnostics, base: Cou
 def rejection_log_lines(output: str) -> int:
     """Count the node's rate-limited rejection lines, one pattern per reason's wording.
 
-    ``not rectifying`` is the camera_info_distortion reason's line: without it the lower
-    bound below held only when another reason happened to be logged twice.
+    A CameraInfo whose lens model cannot be applied ('not rectifying') is a warning, not
+    a rejection (the frame is processed), so neither its line nor its kind is counted.
     """
-    return len(re.findall(r"\] \[\S+\]: (ignoring image|ignoring camera_info|skipping image"
-                          r"|not rectifying)", output))
+    return len(re.findall(r"\] \[\S+\]: (ignoring image|ignoring camera_info|skipping image)",
+                          output))
 
 
 def test_thousands_of_malformed_and_valid_messages(fuzz_nodes):

@@ -471,7 +471,7 @@ def test_two_inference_workers_publish_in_order_and_account_for_every_frame(
         arrived = list(client.received[topic])
         assert arrived == sorted(arrived), "outputs went back in time"
         assert len(arrived) >= 10
-        assert "2 inference worker(s)" in proc.output()
+        assert "2 inference lane(s)" in proc.output()
         values = status_values(latest_status(client, namespace))
         counted = sum(int(values[key]) for key in (diag.KEY_PUBLISHED, diag.KEY_DROPPED,
                                                    diag.KEY_SKIPPED, diag.KEY_FAILED))

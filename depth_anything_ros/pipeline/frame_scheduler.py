@@ -1,11 +1,12 @@
-"""The newest frame of each camera, handed to whichever inference worker is free next.
+"""The newest frame of each camera, handed to whichever inference lane is free next.
 
-One node serves several cameras from one model, so the workers must choose whose frame
-to run. Each camera keeps only its newest frame (as ``FrameSlot`` does for one camera:
-latency never grows behind a queue, an overwritten frame counts as dropped), and a free
-worker takes the camera that has gone longest without being served. Busy cameras are
-then served in turn, whatever their frame rates, and a camera that sends nothing (or
-only messages refused before they get here) never holds a worker or delays another.
+Inference takes longer than a camera frame period on most CPUs; a queue would then grow
+latency without bound (every output describing an ever older scene). So each camera
+keeps only its newest frame, an overwritten one counting as dropped. One node serves
+several cameras from one model, so a free lane must also choose whose frame to run: the
+camera that has gone longest without being served. Busy cameras are then served in turn,
+whatever their frame rates, and a camera that sends nothing (or only messages refused
+before they get here) never holds a lane or delays another.
 """
 
 from __future__ import annotations
@@ -44,14 +45,13 @@ class FrameScheduler(Generic[T]):
             self._cond.notify()
             return replaced
 
-    def take(self, timeout: Optional[float] = None) -> Optional[tuple[Hashable, T]]:
+    def take(self) -> Optional[tuple[Hashable, T]]:
         """Wait for any camera's frame; return (camera, frame) of the longest-waiting camera.
 
-        Returns None when closed or when ``timeout`` seconds pass first.
+        Returns None once closed.
         """
         with self._cond:
-            if not self._cond.wait_for(lambda: self._pending or self._closed, timeout):
-                return None
+            self._cond.wait_for(lambda: self._pending or self._closed)
             if self._closed:
                 return None
             camera = min(self._pending, key=self._served.__getitem__)
@@ -64,12 +64,3 @@ class FrameScheduler(Generic[T]):
             self._closed = True
             self._pending.clear()
             self._cond.notify_all()
-
-    @property
-    def closed(self) -> bool:
-        with self._cond:
-            return self._closed
-
-    def pending(self, camera: Hashable) -> bool:
-        with self._cond:
-            return camera in self._pending
