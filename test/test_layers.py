@@ -9,6 +9,7 @@ within one process an earlier import would hide what a later one drags in.
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 import subprocess
@@ -61,3 +62,40 @@ def test_imports_stay_within_their_layer(module):
         assert not loaded & set(ROS_MODULES), f"{module} loads {sorted(loaded & set(ROS_MODULES))}"
     if layer != "export":
         assert "torch" not in loaded, f"{module} loads torch"
+
+
+# The layer order of depth_anything_ros/__init__.py: a module imports from its own layer
+# and the ones before it, never after. ``export`` comes last although it runs first: it is
+# a build-time tool that writes the model contract ``inference`` reads (metadata, sizing)
+# and reports errors the way the other command-line tools do (``cli.errors``).
+ORDER = ("inference", "geometry", "pipeline", "ros", "cli", "export")
+
+
+def _imported_layers(path: Path) -> set[str]:
+    """The package layers ``path`` imports from, found in its syntax tree (lazy imports too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "depth_anything_ros" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def test_the_import_graph_follows_the_layer_order():
+    assert set(ORDER) == set(LAYERS)
+    crossing = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        parts = path.relative_to(PACKAGE_DIR).parts
+        if len(parts) < 2:
+            continue
+        layer = parts[0]
+        later = {other for other in _imported_layers(path)
+                 if other in ORDER and ORDER.index(other) > ORDER.index(layer)}
+        crossing += [f"{'/'.join(parts)} imports {other}" for other in sorted(later)]
+    assert not crossing, crossing
