@@ -85,15 +85,35 @@ def test_status_level_follows_input_and_rejections():
     assert values(later)[diag.KEY_REJECTED] == "1"
 
 
-def test_counts_from_two_threads_are_not_lost():
-    stats = frame_stats.ProcessingStats()
-    threads = [threading.Thread(target=lambda: [stats.frame_received() for _ in range(20000)])
-               for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert stats.snapshot().received_total == 80000
+def test_a_frame_counted_during_a_snapshot_lands_in_one_window_with_its_calibration():
+    """The lock makes a snapshot atomic against counting from another thread.
+
+    The snapshot reads the clock while it holds the lock; this clock publishes a frame
+    from a second thread at that moment. With the lock, that thread waits, so its frame
+    is in the next window and the calibration source reported is the one published with
+    the frames counted; without it (a no-op lock) the frame is counted in the total but
+    in neither window, and the report pairs the old count with the new frame's source.
+    """
+    clock = ManualClock()
+    armed: list[threading.Thread] = []
+
+    def clock_that_races() -> float:
+        if armed:
+            racer = armed.pop()
+            racer.start()
+            racer.join(0.5)   # with the lock, blocked until the snapshot is done
+        return clock()
+
+    stats = frame_stats.ProcessingStats(clock_that_races)
+    stats.frame_published(0.1, None, "camera_info")
+    racer = threading.Thread(target=stats.frame_published, args=(0.1, None, "fallback"))
+    armed.append(racer)
+    first = stats.snapshot()
+    racer.join()
+    second = stats.snapshot()
+    assert first.published_total == 1 and first.calibration_source == "camera_info"
+    assert second.published_total == 2 and second.calibration_source == "fallback"
+    assert [first.inference.count, second.inference.count] == [1, 1]
 
 
 def test_array_carries_stamp_and_statuses():
