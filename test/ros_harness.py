@@ -230,3 +230,26 @@ def cloud_arrays(msg: PointCloud2) -> tuple[np.ndarray, Optional[np.ndarray]]:
     packed = raw[..., offsets["rgb"]:offsets["rgb"] + 4].copy().view("<u4")[..., 0]
     rgb = np.stack([(packed >> 16) & 0xFF, (packed >> 8) & 0xFF, packed & 0xFF], axis=-1)
     return xyz, rgb.astype(np.uint8)
+
+
+def node_in_process(client: Client, namespace: str, engine_factory: Any = None,
+                    **params: Any) -> Any:
+    """Return a DepthNode in ``client``'s context and executor, configured and active.
+
+    No colcon build, no subprocess: ``client.spin_until`` spins the node too, while its
+    runner's threads infer. ``engine_factory`` replaces the OpenVINO engine the node
+    builds from its parameters (the node's default when None).
+    """
+    from lifecycle_msgs.msg import State
+
+    from depth_anything_ros.ros.node import default_engine, DepthNode
+
+    node = DepthNode(engine_factory or default_engine, context=client.context,
+                     namespace=namespace,
+                     parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    client.executor.add_node(node)
+    node.trigger_configure()
+    node.trigger_activate()
+    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_ACTIVE, \
+        node.configure_error
+    return node
