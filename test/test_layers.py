@@ -72,7 +72,7 @@ ORDER = ("inference", "geometry", "pipeline", "ros", "cli", "export")
 
 
 def _imported_layers(path: Path) -> set[str]:
-    """The package layers ``path`` imports from, found in its syntax tree (lazy imports too)."""
+    """Return the package layers ``path`` imports from (its syntax tree, lazy imports too)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         names = []

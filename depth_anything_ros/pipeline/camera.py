@@ -104,7 +104,7 @@ class FrameOutputs:
     notes: tuple[Note, ...]
 
     def camera_info(self) -> tuple[Intrinsics, Optional[CameraCalibration]]:
-        """What the republished CameraInfo is made of: the output's camera and its template."""
+        """Return what the republished CameraInfo is made of: the output's camera, its template."""
         return self.intrinsics, self.calibration
 
 

@@ -83,7 +83,7 @@ class Sink(Protocol):
     """Where finished frames go: the node's publishers or the bag writer."""
 
     def wanted(self, camera: CameraState, p: NodeParams) -> Wanted:
-        """Outputs to compute for a frame starting now (nothing: the frame is skipped)."""
+        """Return the outputs to compute for a frame starting now (none: it is skipped)."""
 
     def emit(self, camera: CameraState, frame: "Frame", out: FrameOutputs) -> None:
         """Publish or write one finished frame's outputs (the finisher's thread)."""
@@ -99,7 +99,7 @@ class Reporter(Protocol):
         """One line once, e.g. how the model was compiled."""
 
     def problem(self, camera: CameraState, key: str, text: str, level: Level) -> None:
-        """A rejection (already counted), a warning or a failed frame of ``camera``."""
+        """Report a rejection (already counted), a warning or a failed frame of ``camera``."""
 
 
 @dataclass(eq=False)
@@ -188,7 +188,7 @@ class _Outbox:
 
 
 def lane_count(requested: int, optimal: int) -> int:
-    """``requested`` lanes when set (> 0), else the compiled model's optimal request count."""
+    """Return ``requested`` when set (> 0), else the compiled model's optimal request count."""
     return requested if requested > 0 else min(MAX_LANES, max(1, optimal))
 
 
@@ -373,7 +373,7 @@ class FrameRunner:
         self._queue(_PassThrough(item))
 
     def advance(self, timestamp: int) -> None:
-        """Recorded time has reached ``timestamp``: frames held too long wait no more."""
+        """Note that recorded time reached ``timestamp``: frames held too long wait no more."""
         for camera in self.cameras:
             held = camera.held
             if held is not None and held.timestamp + PAIRING_WINDOW_NS < timestamp:
@@ -477,7 +477,7 @@ class FrameRunner:
             self._outbox.finish(frame)
 
     def _take_live(self) -> Optional[Frame]:
-        """The next camera's newest frame, entered in its camera's finishing order."""
+        """Take the next camera's newest frame and enter it in its camera's finishing order."""
         with self._take_lock:   # take and enter together: a camera's order is take order
             with self._flight:
                 while self._in_flight >= self._limit and not self._stop.is_set():
