@@ -52,7 +52,7 @@ from depth_anything_ros.pipeline.notes import (REFERENCE_REJECTIONS, REJECT_CAME
                                                REJECTION_KINDS)
 from depth_anything_ros.pipeline.stamp_order import RESTART_AFTER_S
 from depth_anything_ros.ros import diagnostics as diag
-from depth_anything_ros.ros.node import WARN_THROTTLE_S
+from depth_anything_ros.ros.node_log import WARN_THROTTLE_S
 from ros_harness import Client, NodeProcess, private_domain_id, stamp_key, start_node
 
 SEED = 20240611
