@@ -36,7 +36,6 @@ import threading
 import time
 from typing import Any, NamedTuple, Optional, Union
 
-import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -52,7 +51,8 @@ from depth_anything_ros.pipeline.camera import CameraPipeline, NetworkOutput, Wa
 from depth_anything_ros.pipeline.frame_scheduler import FrameScheduler
 from depth_anything_ros.pipeline.frame_slot import FrameSlot
 from depth_anything_ros.pipeline.image_input import (check_compressed_header, compressed_to_array,
-                                                     DecodedImage, image_to_array, ImageDecodeError)
+                                                     DecodedImage, image_to_array, ImageDecodeError,
+                                                     silence_decoder_logs)
 from depth_anything_ros.pipeline.notes import Note, REJECT_STAMP_BACKWARDS, REJECTION_KINDS
 from depth_anything_ros.pipeline.parameters import NodeParams, ParameterError
 from depth_anything_ros.pipeline.reference_input import (cloud_points, reference_depth,
@@ -622,10 +622,7 @@ def main(args: Optional[list[str]] = None) -> int:
 
     The code is 1 when it could not start or the model cannot run on the device.
     """
-    # The node reports undecodable images itself, rate-limited; OpenCV's decoders would
-    # also print a line for every one of them (PNG header errors at ERROR level), which
-    # would defeat the rate limit.
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    silence_decoder_logs()  # the node reports undecodable images itself, rate-limited
     dds_note = apply_default_profile(os.environ)
     try:
         rclpy.init(args=args)
