@@ -71,9 +71,7 @@ def test_every_released_key_loads_strictly(model, da3_safetensors):
     state = _read_released(da3_safetensors[model])
     assert len(released) == 437 and len(state) == 437 + 6  # four names of one LayerNorm
     network = build_da3_dualdpt(model, *EXPORT_SIZE)
-    network.load_state_dict(state, strict=True)
-    shapes = {name: tuple(t.shape) for name, t in network.state_dict().items()}
-    assert all(shapes[name.removeprefix("model.")] == tuple(shape) for name, shape in released)
+    network.load_state_dict(state, strict=True)  # no missing, unexpected or mis-shaped key
     with torch.no_grad():
         depth, confidence = network(torch.zeros(1, 3, *EXPORT_SIZE))
     assert depth.shape == confidence.shape == (1, *EXPORT_SIZE)
