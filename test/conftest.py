@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "test" / "reference" / "synthetic_checkpoint.py"
 REFERENCE_DIR = Path(os.environ.get("DEPTH_ANYTHING_REFERENCE", REPO / "test" / "reference"))
 GOLDEN_FILE = "golden_vits_relative_seed0.npz"
-SMALL_SIZE = (140, 182)  # a small non-square network size: fast node tests
+SMALL_SIZE = (140, 182)
+IR_CACHE_ENV = "DEPTH_ANYTHING_TEST_IRS"  # a small non-square network size: fast node tests
 
 
 @pytest.fixture(scope="session")
@@ -54,16 +55,26 @@ def synthetic_generator():
     return module
 
 
+def _synthetic_vits(shared_reference: Path, generator, tmp_path_factory) -> Path:
+    """Write the seed-0 synthetic vits checkpoint once per session; return its path."""
+    path = tmp_path_factory.getbasetemp() / "checkpoints" / "depth_anything_v2_vits.pth"
+    if not path.is_file():
+        try:
+            import torch
+        except ImportError:
+            pytest.fail(f"torch is not installed, and {IR_CACHE_ENV} holds no exported IR "
+                        "for this test: run the main suite first (scripts/test.sh does)")
+        path.parent.mkdir(exist_ok=True)
+        torch.save(generator.synthetic_state_dict(
+            "vits", 0, shared_reference / "official_keys.json"), path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def synthetic_checkpoint(shared_reference: Path, synthetic_generator,
                          tmp_path_factory) -> Path:
     """Return the seed-0 synthetic vits checkpoint the golden outputs were computed with."""
-    import torch
-
-    path = tmp_path_factory.mktemp("checkpoints") / "depth_anything_v2_vits.pth"
-    torch.save(synthetic_generator.synthetic_state_dict(
-        "vits", 0, shared_reference / "official_keys.json"), path)
-    return path
+    return _synthetic_vits(shared_reference, synthetic_generator, tmp_path_factory)
 
 
 def _export(checkpoint: Path, out: Path, size: tuple[int, int], precision: str,
@@ -80,19 +91,30 @@ def _export(checkpoint: Path, out: Path, size: tuple[int, int], precision: str,
 
 
 @pytest.fixture(scope="session")
-def export_ir(synthetic_checkpoint: Path, tmp_path_factory):
-    """Export (once per argument set) the synthetic vits checkpoint to an IR."""
+def export_ir(shared_reference: Path, synthetic_generator, tmp_path_factory):
+    """Export (once per argument set) the synthetic vits checkpoint to an IR.
+
+    With ``$DEPTH_ANYTHING_TEST_IRS`` set, IRs are kept in that folder and taken from it
+    when present: scripts/test.sh's distro and library legs reuse the main run's exports
+    and so need no torch. It empties the folder before the main run, so none is stale.
+    """
     cache: dict[tuple, Path] = {}
     root = tmp_path_factory.mktemp("irs")
+    kept = os.environ.get(IR_CACHE_ENV)
 
     def make(size: tuple[int, int], precision: str = "fp32", max_depth: float | None = None,
              calibration: tuple[Path, ...] = ()) -> Path:
         key = (size, precision, max_depth, calibration)
         if key not in cache:
             kind = f"metric{max_depth:g}" if max_depth else "relative"
-            out = root / f"vits_{kind}_{size[0]}x{size[1]}_{precision}" / "model.xml"
-            cache[key] = _export(synthetic_checkpoint, out, size, precision, max_depth,
-                                 calibration)
+            name = f"vits_{kind}_{size[0]}x{size[1]}_{precision}"
+            folder = Path(kept) if kept and not calibration else root
+            out = folder / name / "model.xml"
+            if not out.is_file():
+                out = _export(_synthetic_vits(shared_reference, synthetic_generator,
+                                              tmp_path_factory),
+                              out, size, precision, max_depth, calibration)
+            cache[key] = out
         return cache[key]
 
     return make

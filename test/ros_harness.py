@@ -57,11 +57,19 @@ def colcon_build(repo: Path, workspace: Path, timeout_s: float = 240.0,
     env.update(build_env or {})
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    build = subprocess.run(["colcon", "build", "--event-handlers", "console_direct-"],
+    # ``python -m colcon``, not the colcon on PATH: with ROS from apt, colcon is the
+    # system's, and its scripts would get the system Python, which lacks OpenVINO.
+    build = subprocess.run([sys.executable, "-m", "colcon", "build", "--event-handlers",
+                            "console_direct-"],
                            cwd=workspace, env=env, capture_output=True, text=True,
                            timeout=timeout_s)
     if build.returncode != 0:
         raise RuntimeError(f"colcon build failed:\n{build.stdout}\n{build.stderr}")
+    return install_env(workspace, env)
+
+
+def install_env(workspace: Path, env: dict[str, str]) -> dict[str, str]:
+    """Return ``env`` after sourcing the workspace's install/setup.bash."""
     sourced = subprocess.run(["bash", "-c", "source install/setup.bash && env -0"],
                              cwd=workspace, env=env, capture_output=True, timeout=60,
                              check=True)

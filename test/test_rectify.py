@@ -61,8 +61,13 @@ def raw_rays(cal: CameraCalibration) -> np.ndarray:
     pixels = pixel_centres(cal.width, cal.height)
     k, d = k_matrix(cal), np.asarray(cal.d, np.float64)
     if cal.distortion_model == "equidistant":
-        xy = cv2.fisheye.undistortPoints(pixels, k, d, criteria=UNDISTORT_CRITERIA)
-    else:
+        try:
+            xy = cv2.fisheye.undistortPoints(pixels, k, d, criteria=UNDISTORT_CRITERIA)
+        except cv2.error:  # OpenCV before 4.6 (Ubuntu 22.04's 4.5.4): its fixed iterations
+            xy = cv2.fisheye.undistortPoints(pixels, k, d)
+    elif hasattr(cv2, "undistortPointsIter"):  # OpenCV 4.x: criteria only through this one
+        xy = cv2.undistortPointsIter(pixels, k, d, np.eye(3), np.eye(3), UNDISTORT_CRITERIA)
+    else:  # OpenCV 5 folded it into undistortPoints
         xy = cv2.undistortPoints(pixels, k, d, criteria=UNDISTORT_CRITERIA)
     xy = xy.reshape(cal.height, cal.width, 2)
     rays = np.concatenate([xy, np.ones_like(xy[..., :1])], axis=-1)

@@ -14,6 +14,8 @@ operation for operation, which the golden-output test in test/test_model_export.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -25,20 +27,38 @@ PRETRAINED_GRID = 37          # 518 / 14: the grid the position embedding was tr
 POS_INTERPOLATE_OFFSET = 0.1  # DINOv2's offset that avoids float rounding in the scale factor
 
 
-class Attention(nn.Module):
+# Rotates a per-head query or key, (B, heads, N, head_dim) -> same; None: no rotation.
+Rotation = Callable[[torch.Tensor], torch.Tensor]
 
-    def __init__(self, dim: int, heads: int) -> None:
+
+class Attention(nn.Module):
+    """Multi-head self-attention.
+
+    ``qk_norm`` adds DA3's per-head LayerNorm on queries and keys (torch's default eps, as
+    upstream builds it); ``rotate`` (DA3's RoPE) then acts on the normalised q and k. With
+    neither, the operations are V2's exactly, so V2 graphs do not change.
+    """
+
+    def __init__(self, dim: int, heads: int, qk_norm: bool = False) -> None:
         super().__init__()
         self.heads = heads
         self.scale = (dim // heads) ** -0.5
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
+        self.qk_norm = qk_norm
+        if qk_norm:
+            self.q_norm = nn.LayerNorm(dim // heads)
+            self.k_norm = nn.LayerNorm(dim // heads)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rotate: Rotation | None = None) -> torch.Tensor:
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
-        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rotate is not None:
+            q, k = rotate(q), rotate(k)
+        attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
         return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
 
 
@@ -79,17 +99,17 @@ class LayerScale(nn.Module):
 
 class Block(nn.Module):
 
-    def __init__(self, dim: int, heads: int, swiglu: bool) -> None:
+    def __init__(self, dim: int, heads: int, swiglu: bool, qk_norm: bool = False) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, heads)
+        self.attn = Attention(dim, heads, qk_norm)
         self.ls1 = LayerScale(dim)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = (SwiGLU if swiglu else Mlp)(dim, 4 * dim)
         self.ls2 = LayerScale(dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.ls1(self.attn(self.norm1(x)))
+    def forward(self, x: torch.Tensor, rotate: Rotation | None = None) -> torch.Tensor:
+        x = x + self.ls1(self.attn(self.norm1(x), rotate))
         return x + self.ls2(self.mlp(self.norm2(x)))
 
 
@@ -132,18 +152,7 @@ class DinoV2(nn.Module):
         return self._pos_cache[key]
 
     def _interpolate_pos(self, grid_h: int, grid_w: int) -> torch.Tensor:
-        pos = self.pos_embed.float()
-        if (grid_h, grid_w) == (PRETRAINED_GRID, PRETRAINED_GRID):
-            return pos
-        dim = pos.shape[-1]
-        grid = pos[:, 1:].reshape(1, PRETRAINED_GRID, PRETRAINED_GRID, dim).permute(0, 3, 1, 2)
-        scale = ((grid_h + POS_INTERPOLATE_OFFSET) / PRETRAINED_GRID,
-                 (grid_w + POS_INTERPOLATE_OFFSET) / PRETRAINED_GRID)
-        grid = F.interpolate(grid, scale_factor=scale, mode="bicubic", antialias=False)
-        if grid.shape[-2:] != (grid_h, grid_w):
-            raise RuntimeError(f"position grid {tuple(grid.shape[-2:])} != {(grid_h, grid_w)}")
-        grid = grid.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, dim)
-        return torch.cat((pos[:, :1], grid), dim=1)
+        return interpolate_pos_embed(self.pos_embed, grid_h, grid_w)
 
     def intermediate_tokens(self, x: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
         grid_h, grid_w = x.shape[-2] // PATCH, x.shape[-1] // PATCH
@@ -158,6 +167,26 @@ class DinoV2(nn.Module):
         return outputs
 
 
+def interpolate_pos_embed(pos_embed: torch.Tensor, grid_h: int, grid_w: int) -> torch.Tensor:
+    """DINOv2's learned 37x37 (+cls) position embedding resampled to a patch grid.
+
+    Bicubic, scale factor from the grid plus a 0.1 offset, no antialias, as upstream (V2 and
+    DA3 alike); the cls entry is kept as it is.
+    """
+    pos = pos_embed.float()
+    if (grid_h, grid_w) == (PRETRAINED_GRID, PRETRAINED_GRID):
+        return pos
+    dim = pos.shape[-1]
+    grid = pos[:, 1:].reshape(1, PRETRAINED_GRID, PRETRAINED_GRID, dim).permute(0, 3, 1, 2)
+    scale = ((grid_h + POS_INTERPOLATE_OFFSET) / PRETRAINED_GRID,
+             (grid_w + POS_INTERPOLATE_OFFSET) / PRETRAINED_GRID)
+    grid = F.interpolate(grid, scale_factor=scale, mode="bicubic", antialias=False)
+    if grid.shape[-2:] != (grid_h, grid_w):
+        raise RuntimeError(f"position grid {tuple(grid.shape[-2:])} != {(grid_h, grid_w)}")
+    grid = grid.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, dim)
+    return torch.cat((pos[:, :1], grid), dim=1)
+
+
 class ResidualConvUnit(nn.Module):
 
     def __init__(self, features: int) -> None:
@@ -170,11 +199,17 @@ class ResidualConvUnit(nn.Module):
 
 
 class FusionBlock(nn.Module):
+    """One top-down fusion step.
 
-    def __init__(self, features: int) -> None:
+    ``lateral=False`` leaves out ``resConfUnit1``, which only the lateral input uses:
+    V2 checkpoints store it even for refinenet4 (which has no lateral input), DA3's do not.
+    """
+
+    def __init__(self, features: int, lateral: bool = True) -> None:
         super().__init__()
         self.out_conv = nn.Conv2d(features, features, 1)
-        self.resConfUnit1 = ResidualConvUnit(features)  # noqa: N815 (official key name)
+        if lateral:
+            self.resConfUnit1 = ResidualConvUnit(features)  # noqa: N815 (official key name)
         self.resConfUnit2 = ResidualConvUnit(features)  # noqa: N815
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
@@ -189,48 +224,65 @@ class FusionBlock(nn.Module):
 
 
 class Scratch(nn.Module):
+    """The DPT decoder's convolutions: level adapters, fusion chain, output convolutions.
 
-    def __init__(self, out_channels: tuple[int, ...], features: int, metric: bool) -> None:
+    ``output_conv2`` differs between heads (V2: one channel through ReLU or sigmoid; DA3's
+    DualDPT: depth and confidence logits), so the caller passes it in.
+    """
+
+    def __init__(self, out_channels: tuple[int, ...], features: int,
+                 output_conv2: nn.Sequential, lateral4: bool = True) -> None:
         super().__init__()
         for i, channels in enumerate(out_channels, start=1):
             setattr(self, f"layer{i}_rn", nn.Conv2d(channels, features, 3, padding=1, bias=False))
         for i in range(1, 5):
-            setattr(self, f"refinenet{i}", FusionBlock(features))
+            setattr(self, f"refinenet{i}", FusionBlock(features, lateral=i < 4 or lateral4))
         self.output_conv1 = nn.Conv2d(features, features // 2, 3, padding=1)
-        self.output_conv2 = nn.Sequential(
-            nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 1, 1), nn.Sigmoid() if metric else nn.ReLU(), nn.Identity())
+        self.output_conv2 = output_conv2
+
+    def fuse(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """Four projected levels (finest first) -> ``output_conv1`` features at level 1 x2."""
+        l1, l2, l3, l4 = (getattr(self, f"layer{i + 1}_rn")(x) for i, x in enumerate(levels))
+        path = self.refinenet4(l4, size=l3.shape[2:])
+        path = self.refinenet3(path, l3, size=l2.shape[2:])
+        path = self.refinenet2(path, l2, size=l1.shape[2:])
+        path = self.refinenet1(path, l1)
+        return self.output_conv1(path)
+
+
+def dpt_projections(in_dim: int, out_channels: tuple[int, ...]) -> tuple[nn.ModuleList,
+                                                                         nn.ModuleList]:
+    """Build DPT's per-level 1x1 projections and resamplers (x4, x2, x1, /2 of the grid)."""
+    c = out_channels
+    projects = nn.ModuleList(nn.Conv2d(in_dim, ch, 1) for ch in c)
+    resize_layers = nn.ModuleList([
+        nn.ConvTranspose2d(c[0], c[0], 4, stride=4),
+        nn.ConvTranspose2d(c[1], c[1], 2, stride=2),
+        nn.Identity(),
+        nn.Conv2d(c[3], c[3], 3, stride=2, padding=1),
+    ])
+    return projects, resize_layers
 
 
 class DPTHead(nn.Module):
 
     def __init__(self, cfg: EncoderConfig, metric: bool) -> None:
         super().__init__()
-        c = cfg.out_channels
-        self.projects = nn.ModuleList(nn.Conv2d(cfg.embed_dim, ch, 1) for ch in c)
-        self.resize_layers = nn.ModuleList([
-            nn.ConvTranspose2d(c[0], c[0], 4, stride=4),
-            nn.ConvTranspose2d(c[1], c[1], 2, stride=2),
-            nn.Identity(),
-            nn.Conv2d(c[3], c[3], 3, stride=2, padding=1),
-        ])
-        self.scratch = Scratch(c, cfg.features, metric)
+        self.projects, self.resize_layers = dpt_projections(cfg.embed_dim, cfg.out_channels)
+        half = cfg.features // 2
+        self.scratch = Scratch(cfg.out_channels, cfg.features, nn.Sequential(
+            nn.Conv2d(half, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 1, 1), nn.Sigmoid() if metric else nn.ReLU(), nn.Identity()))
 
     def forward(self, tokens: list[torch.Tensor], grid_h: int, grid_w: int) -> torch.Tensor:
         levels = []
         for i, t in enumerate(tokens):
             x = t.permute(0, 2, 1).reshape(t.shape[0], t.shape[-1], grid_h, grid_w)
             levels.append(self.resize_layers[i](self.projects[i](x)))
-        s = self.scratch
-        l1, l2, l3, l4 = (getattr(s, f"layer{i + 1}_rn")(x) for i, x in enumerate(levels))
-        path = s.refinenet4(l4, size=l3.shape[2:])
-        path = s.refinenet3(path, l3, size=l2.shape[2:])
-        path = s.refinenet2(path, l2, size=l1.shape[2:])
-        path = s.refinenet1(path, l1)
-        out = s.output_conv1(path)
+        out = self.scratch.fuse(levels)
         out = F.interpolate(out, size=(grid_h * PATCH, grid_w * PATCH), mode="bilinear",
                             align_corners=True)
-        return s.output_conv2(out)
+        return self.scratch.output_conv2(out)
 
 
 class DepthAnythingV2(nn.Module):

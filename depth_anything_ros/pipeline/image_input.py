@@ -140,6 +140,21 @@ def check_compressed_header(msg: Any,
             f"over the limit of {max_pixels} (parameter max_pixels)", REJECT_MAX_PIXELS)
 
 
+def silence_decoder_logs() -> None:
+    """Stop OpenCV's decoders from printing a line for every broken image.
+
+    A caller that reports undecodable images itself, rate-limited, would otherwise have its
+    rate limit defeated (PNG header errors print at ERROR level). OpenCV 5 keeps the level
+    under ``cv2.utils.logging``; 4.x, such as Ubuntu 24.04's 4.6, only as ``cv2.setLogLevel``
+    (0 = silent). libpng's own messages on stderr are beyond its reach.
+    """
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    else:
+        cv2.setLogLevel(0)
+
+
 def compressed_to_array(msg: Any,
                         max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Decode JPEG/PNG (whatever OpenCV recognises) to BGR.

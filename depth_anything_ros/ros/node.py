@@ -30,7 +30,6 @@ import os
 import re
 from typing import Any, Callable, Optional
 
-import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -42,6 +41,7 @@ from depth_anything_ros.geometry.reference import REFERENCE_EXTRINSIC
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig, ModelLoadError
 from depth_anything_ros.pipeline.camera import CameraPipeline
 from depth_anything_ros.pipeline.camera_state import CameraState
+from depth_anything_ros.pipeline.image_input import silence_decoder_logs
 from depth_anything_ros.pipeline.notes import REJECTION_KINDS
 from depth_anything_ros.pipeline.output_layout import header_stamp_ns
 from depth_anything_ros.pipeline.outputs import KIND_CAMERA_INFO, KIND_POINTS, OUTPUTS
@@ -328,10 +328,7 @@ def main(args: Optional[list[str]] = None) -> int:
 
     The code is 1 when it could not start or the model cannot run on the device.
     """
-    # The node reports undecodable images itself, rate-limited; OpenCV's decoders would
-    # also print a line for every one of them (PNG header errors at ERROR level), which
-    # would defeat the rate limit.
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    silence_decoder_logs()  # the node reports undecodable images itself, rate-limited
     dds_note = apply_default_profile(os.environ)
     try:
         rclpy.init(args=args)
