@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import array
 
-from builtin_interfaces.msg import Time as TimeMsg
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
@@ -20,11 +19,6 @@ from depth_anything_ros.geometry.intrinsics import Intrinsics
 from depth_anything_ros.pipeline.output_layout import (camera_info_calibration,
                                                        camera_info_fields, image_layout,
                                                        packed_bytes)
-
-
-def stamp_ns(stamp: TimeMsg) -> int:
-    """Return a header stamp as one integer, the form the ROS-free pipeline keys stamps by."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def fill_data(msg: Image | PointCloud2, buffer: np.ndarray) -> None:
