@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (README "Test"; .ci/run runs exactly this). Three legs, each a real ROS 2:
+# The test command (README "Test"; .ci/run runs exactly this), in four legs:
 #
 # 1. jazzy:  the whole suite on ROS 2 Jazzy's PyPI wheels (.venv, scripts/setup.sh).
 # 2. kilted: the tests that touch rclpy, on Kilted's wheels (.venv-kilted), until Kilted's

@@ -171,7 +171,7 @@ class NodeParams:
         "(beyond the change of its mean brightness) taken as camera motion, which restarts "
         "the smoothing.", value_range=(0.01, 255.0))
     scale_source: str = _param(
-        "none", "Metric scale from a sparse reference (README 'Metric scale'). none: the model's "
+        "none", "Metric scale from a sparse reference (docs/geometry.md, 'Metric scale'). none: the model's "
         "own metres (or relative_scale); depth: a registered depth image on 'reference/depth' "
         "(32FC1 m or 16UC1 mm, 0/NaN = no data); points: a PointCloud2 on 'reference/points' "
         "in any frame (TF, else reference_extrinsic); ground: a flat floor at camera_height. "
