@@ -37,7 +37,7 @@ from depth_anything_ros.geometry.temporal import TemporalFilter
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from depth_anything_ros.inference.preprocess import reference_tensor
 from depth_anything_ros.pipeline.camera import CameraPipeline, Wanted
-from depth_anything_ros.pipeline.image_input import image_to_array
+from depth_anything_ros.pipeline.messages.image_input import image_to_array
 from depth_anything_ros.pipeline.parameters import NodeParams
 from depth_anything_ros.pipeline.scale_alignment import CameraAlignment
 from depth_anything_ros.ros.cloud_msg import CloudBuilder

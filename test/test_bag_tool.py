@@ -26,8 +26,8 @@ import yaml
 from depth_anything_ros.cli import bag
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from depth_anything_ros.pipeline.camera import CameraPipeline, Wanted
-from depth_anything_ros.pipeline.image_input import compressed_to_array, image_to_array
-from depth_anything_ros.pipeline.output_layout import camera_info_calibration
+from depth_anything_ros.pipeline.messages.image_input import compressed_to_array, image_to_array
+from depth_anything_ros.pipeline.messages.output_layout import camera_info_calibration
 from depth_anything_ros.pipeline.parameters import NodeParams
 from depth_anything_ros.ros.cloud_msg import CloudBuilder
 from depth_anything_ros.ros.codec import array_to_image, intrinsics_to_camera_info

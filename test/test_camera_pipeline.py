@@ -16,7 +16,7 @@ from depth_anything_ros.geometry.calibration import CameraCalibration
 from depth_anything_ros.geometry.intrinsics import Intrinsics
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from depth_anything_ros.pipeline.camera import CameraPipeline, FrameOutputs, Wanted
-from depth_anything_ros.pipeline.image_input import DecodedImage
+from depth_anything_ros.pipeline.messages.image_input import DecodedImage
 from depth_anything_ros.pipeline.notes import (REJECT_CAMERA_INFO_INVALID,
                                                REJECT_CAMERA_INFO_SIZE, WARN_CALIBRATION_SCALED,
                                                WARN_NO_CALIBRATION, WARN_NOT_RECTIFYING)

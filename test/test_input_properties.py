@@ -20,12 +20,14 @@ from std_msgs.msg import Header
 
 from depth_anything_ros.geometry.calibration import calibration_intrinsics
 from depth_anything_ros.geometry.intrinsics import Intrinsics
-from depth_anything_ros.pipeline.image_input import (_encoded_size, check_compressed_header,
-                                                     compressed_to_array, IMAGE_REJECTIONS,
-                                                     image_to_array, ImageDecodeError,
-                                                     REJECT_COMPRESSED, REJECT_DATA_LENGTH,
-                                                     REJECT_ENCODING, REJECT_MAX_PIXELS,
-                                                     REJECT_SIZE, REJECT_STEP, SUPPORTED_ENCODINGS)
+from depth_anything_ros.pipeline.messages.image_input import (_encoded_size,
+                                                              check_compressed_header,
+                                                              compressed_to_array, IMAGE_REJECTIONS,
+                                                              image_to_array, ImageDecodeError,
+                                                              REJECT_COMPRESSED, REJECT_DATA_LENGTH,
+                                                              REJECT_ENCODING, REJECT_MAX_PIXELS,
+                                                              REJECT_SIZE, REJECT_STEP,
+                                                              SUPPORTED_ENCODINGS)
 from depth_anything_ros.ros.cloud_msg import CloudBuilder, RGB_OFFSET
 from depth_anything_ros.ros.codec import camera_info_to_calibration, intrinsics_to_camera_info
 

@@ -42,11 +42,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from depth_anything_ros.geometry.calibration import calibration_fits
 from depth_anything_ros.geometry.intrinsics import Intrinsics
-from depth_anything_ros.pipeline.image_input import (check_compressed_header, compressed_to_array,
-                                                     image_to_array, ImageDecodeError,
-                                                     REJECT_COMPRESSED, REJECT_DATA_LENGTH,
-                                                     REJECT_ENCODING, REJECT_MAX_PIXELS,
-                                                     REJECT_SIZE, REJECT_STEP)
+from depth_anything_ros.pipeline.messages.image_input import (check_compressed_header,
+                                                              compressed_to_array, image_to_array,
+                                                              ImageDecodeError, REJECT_COMPRESSED,
+                                                              REJECT_DATA_LENGTH, REJECT_ENCODING,
+                                                              REJECT_MAX_PIXELS, REJECT_SIZE,
+                                                              REJECT_STEP)
 from depth_anything_ros.pipeline.notes import (REFERENCE_REJECTIONS, REJECT_CAMERA_INFO_INVALID,
                                                REJECT_CAMERA_INFO_SIZE, REJECT_STAMP_BACKWARDS,
                                                REJECTION_KINDS)

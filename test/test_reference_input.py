@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from depth_anything_ros.pipeline.messages.reference_input import (cloud_points, reference_depth,
+                                                                  ReferenceDecodeError)
 from depth_anything_ros.pipeline.notes import REJECT_REFERENCE_CLOUD, REJECT_REFERENCE_ENCODING
-from depth_anything_ros.pipeline.reference_input import (cloud_points, reference_depth,
-                                                         ReferenceDecodeError)
 
 RNG = np.random.default_rng(11)
 

@@ -14,8 +14,8 @@ from std_msgs.msg import Header
 
 from depth_anything_ros.geometry.calibration import calibration_intrinsics
 from depth_anything_ros.geometry.intrinsics import Intrinsics
-from depth_anything_ros.pipeline.image_input import (compressed_to_array, image_to_array,
-                                                     ImageDecodeError, SUPPORTED_ENCODINGS)
+from depth_anything_ros.pipeline.messages.image_input import (compressed_to_array, image_to_array,
+                                                              ImageDecodeError, SUPPORTED_ENCODINGS)
 from depth_anything_ros.ros.codec import (array_to_image, camera_info_to_calibration, fill_data,
                                           intrinsics_to_camera_info)
 

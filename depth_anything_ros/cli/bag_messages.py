@@ -1,6 +1,6 @@
 """The node's output messages as rosbags objects, serialized for a rosbag2 writer.
 
-Field values and bytes come from ``pipeline.output_layout``, which the node's own
+Field values and bytes come from ``pipeline.messages.output_layout``, which the node's own
 message code uses too, so a message recorded here for a frame has the fields and data
 bytes of the one the node publishes for it. The message classes are those of the ROS 2
 distribution the package is built for (Kilted), whose definitions the output bag embeds.
@@ -24,9 +24,9 @@ from rosbags.typesys.store import Typestore
 
 from depth_anything_ros.geometry.calibration import CameraCalibration
 from depth_anything_ros.geometry.intrinsics import Intrinsics
-from depth_anything_ros.pipeline.output_layout import (camera_info_fields, CloudPacker,
-                                                       image_layout, packed_bytes,
-                                                       POINTFIELD_FLOAT32)
+from depth_anything_ros.pipeline.messages.output_layout import (camera_info_fields, CloudPacker,
+                                                                image_layout, packed_bytes,
+                                                                POINTFIELD_FLOAT32)
 
 STORE = Stores.ROS2_KILTED
 _UNSET = QosTime(0, 0)   # rmw's "unspecified": the default, infinite durations

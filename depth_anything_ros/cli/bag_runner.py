@@ -22,7 +22,7 @@ from depth_anything_ros.cli.bag_messages import MessageWriter, Serialized
 from depth_anything_ros.cli.bag_topics import CameraTopics
 from depth_anything_ros.pipeline.camera import FrameOutputs, Wanted
 from depth_anything_ros.pipeline.camera_state import CameraState
-from depth_anything_ros.pipeline.output_layout import header_stamp_ns
+from depth_anything_ros.pipeline.messages.output_layout import header_stamp_ns
 from depth_anything_ros.pipeline.outputs import KIND_CAMERA_INFO, KIND_POINTS, Output, OUTPUTS
 from depth_anything_ros.pipeline.parameters import NodeParams
 from depth_anything_ros.pipeline.runner import Frame, FrameRunner, Level

@@ -20,7 +20,7 @@ from depth_anything_ros.geometry.calibration import CameraCalibration
 from depth_anything_ros.geometry.colorize import COLORMAPS
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from depth_anything_ros.pipeline.camera import CameraPipeline, Wanted
-from depth_anything_ros.pipeline.image_input import DecodedImage
+from depth_anything_ros.pipeline.messages.image_input import DecodedImage
 from depth_anything_ros.pipeline.parameters import NodeParams
 
 

@@ -39,7 +39,7 @@ from depth_anything_ros.geometry.relative import relative_to_metric
 from depth_anything_ros.geometry.temporal import TemporalFilter
 from depth_anything_ros.inference.engine import DepthEngine
 from depth_anything_ros.pipeline.calibration_ring import CalibrationRing
-from depth_anything_ros.pipeline.image_input import DecodedImage
+from depth_anything_ros.pipeline.messages.image_input import DecodedImage
 from depth_anything_ros.pipeline.notes import (Note, REJECT_CAMERA_INFO_INVALID,
                                                REJECT_CAMERA_INFO_SIZE, WARN_CALIBRATION_SCALED,
                                                WARN_NO_CALIBRATION, WARN_NOT_RECTIFYING)

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from depth_anything_ros.geometry.reference import (REFERENCE_ASPECT, REFERENCE_EMPTY,
                                                    REFERENCE_EXTRINSIC, REFERENCE_NON_FINITE)
-from depth_anything_ros.pipeline.image_input import IMAGE_REJECTIONS
+from depth_anything_ros.pipeline.messages.image_input import IMAGE_REJECTIONS
 
 REJECT_CAMERA_INFO_INVALID = "camera_info_invalid"      # zero/non-finite focal length, bad size
 REJECT_CAMERA_INFO_SIZE = "camera_info_size_mismatch"   # neither the image's size nor a scaling

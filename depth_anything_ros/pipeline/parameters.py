@@ -20,7 +20,7 @@ import re
 from typing import Any, Optional
 
 from depth_anything_ros.geometry.colorize import COLORMAPS
-from depth_anything_ros.pipeline.image_input import DEFAULT_MAX_PIXELS
+from depth_anything_ros.pipeline.messages.image_input import DEFAULT_MAX_PIXELS
 
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
 INFERENCE_PRECISIONS = ("", "f32", "bf16", "f16")
@@ -171,9 +171,10 @@ class NodeParams:
         "(beyond the change of its mean brightness) taken as camera motion, which restarts "
         "the smoothing.", value_range=(0.01, 255.0))
     scale_source: str = _param(
-        "none", "Metric scale from a sparse reference (docs/geometry.md, 'Metric scale'). none: the model's "
-        "own metres (or relative_scale); depth: a registered depth image on 'reference/depth' "
-        "(32FC1 m or 16UC1 mm, 0/NaN = no data); points: a PointCloud2 on 'reference/points' "
+        "none", "Metric scale from a sparse reference (docs/geometry.md, 'Metric scale'). none: "
+        "the model's own metres (or relative_scale); depth: a registered depth image on "
+        "'reference/depth' (32FC1 m or 16UC1 mm, 0/NaN = no data); points: a PointCloud2 on "
+        "'reference/points' "
         "in any frame (TF, else reference_extrinsic); ground: a flat floor at camera_height. "
         "Relative models then publish metric topics without relative_scale.", reload=True,
         choices=SCALE_SOURCES)

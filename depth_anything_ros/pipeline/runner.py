@@ -41,17 +41,17 @@ import time
 from typing import Any, Callable, Hashable, Optional, Protocol, Sequence
 
 from depth_anything_ros.inference.engine import ModelLoadError
-from depth_anything_ros.pipeline.camera import (CALIBRATION_RING, FrameOutputs, NetworkOutput,
-                                                Wanted)
+from depth_anything_ros.pipeline.camera import CALIBRATION_RING, FrameOutputs, NetworkOutput, Wanted
 from depth_anything_ros.pipeline.camera_state import CameraState
 from depth_anything_ros.pipeline.frame_scheduler import FrameScheduler
-from depth_anything_ros.pipeline.image_input import (check_compressed_header, compressed_to_array,
-                                                     DecodedImage, image_to_array, ImageDecodeError)
+from depth_anything_ros.pipeline.messages.image_input import (check_compressed_header,
+                                                              compressed_to_array, DecodedImage,
+                                                              image_to_array, ImageDecodeError)
+from depth_anything_ros.pipeline.messages.output_layout import camera_info_calibration
+from depth_anything_ros.pipeline.messages.reference_input import (cloud_points, reference_depth,
+                                                                  ReferenceDecodeError)
 from depth_anything_ros.pipeline.notes import Note, REJECT_STAMP_BACKWARDS
-from depth_anything_ros.pipeline.output_layout import camera_info_calibration
 from depth_anything_ros.pipeline.parameters import NodeParams
-from depth_anything_ros.pipeline.reference_input import (cloud_points, reference_depth,
-                                                         ReferenceDecodeError)
 from depth_anything_ros.pipeline.stamp_order import (RESTART_AFTER_FRAMES, RESTART_AFTER_S,
                                                      StampVerdict)
 

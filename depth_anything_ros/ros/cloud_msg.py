@@ -4,7 +4,7 @@ Same layout as depth_image_proc's point_cloud_xyz / point_cloud_xyzrgb so consum
 work with those (rviz2, Nav2 voxel/STVL layers, PCL) work with ours: x, y, z float32 at
 0/4/8 in a 16-byte point, or plus rgb at 16 in a 32-byte point; NaN marks missing points,
 so the cloud is organized (height x width) and not dense. The layout and bytes come from
-the ROS-free ``pipeline.output_layout``, which the bag tool shares. sensor_msgs_py is not
+the ROS-free ``pipeline.messages.output_layout``, which the bag tool shares. sensor_msgs_py is not
 used: it is not on PyPI and its create_cloud swaps height and width for 2-D input
 (ros2/common_interfaces#236).
 """
@@ -15,8 +15,8 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from depth_anything_ros.pipeline.output_layout import (CloudPacker, RGB_OFFSET, XYZ_FIELDS,
-                                                       XYZRGB_FIELDS)
+from depth_anything_ros.pipeline.messages.output_layout import (CloudPacker, RGB_OFFSET, XYZ_FIELDS,
+                                                                XYZRGB_FIELDS)
 from depth_anything_ros.ros.codec import fill_data
 
 __all__ = ["CloudBuilder", "RGB_OFFSET"]

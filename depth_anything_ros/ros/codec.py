@@ -2,8 +2,8 @@
 
 cv_bridge is not installable from PyPI and breaks on NumPy 2
 (ros-perception/vision_opencv#535), so the few message conversions this package needs
-live here. What the fields hold is decided ROS-free (``pipeline.output_layout``, shared
-with the bag tool); decoding incoming images is ROS-free too (``pipeline.image_input``).
+live here. What the fields hold is decided ROS-free (``pipeline.messages.output_layout``, shared
+with the bag tool); decoding incoming images is ROS-free too (``pipeline.messages.image_input``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from std_msgs.msg import Header
 
 from depth_anything_ros.geometry.calibration import CameraCalibration
 from depth_anything_ros.geometry.intrinsics import Intrinsics
-from depth_anything_ros.pipeline.output_layout import (camera_info_calibration,
-                                                       camera_info_fields, image_layout,
-                                                       packed_bytes)
+from depth_anything_ros.pipeline.messages.output_layout import (camera_info_calibration,
+                                                                camera_info_fields, image_layout,
+                                                                packed_bytes)
 
 
 def fill_data(msg: Image | PointCloud2, buffer: np.ndarray) -> None:

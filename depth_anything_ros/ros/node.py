@@ -41,9 +41,9 @@ from depth_anything_ros.geometry.reference import REFERENCE_EXTRINSIC
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig, ModelLoadError
 from depth_anything_ros.pipeline.camera import CameraPipeline
 from depth_anything_ros.pipeline.camera_state import CameraState
-from depth_anything_ros.pipeline.image_input import silence_decoder_logs
+from depth_anything_ros.pipeline.messages.image_input import silence_decoder_logs
+from depth_anything_ros.pipeline.messages.output_layout import header_stamp_ns
 from depth_anything_ros.pipeline.notes import REJECTION_KINDS
-from depth_anything_ros.pipeline.output_layout import header_stamp_ns
 from depth_anything_ros.pipeline.outputs import KIND_CAMERA_INFO, KIND_POINTS, OUTPUTS
 from depth_anything_ros.pipeline.parameters import NodeParams, ParameterError
 from depth_anything_ros.pipeline.runner import FrameRunner, Policy
