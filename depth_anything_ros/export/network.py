@@ -104,18 +104,23 @@ class PatchEmbed(nn.Module):
 
 
 class DinoV2(nn.Module):
-    """The ViT encoder; returns normalised patch tokens of the requested blocks."""
+    """The ViT encoder; returns normalised patch tokens of the requested blocks.
 
-    def __init__(self, cfg: EncoderConfig) -> None:
+    Depth Anything 3's Large models use the same encoder without the training-only
+    ``mask_token`` and with the final norm at torch's default eps (1e-5) instead of 1e-6.
+    """
+
+    def __init__(self, cfg: EncoderConfig, mask_token: bool = True,
+                 norm_eps: float = 1e-6) -> None:
         super().__init__()
         dim = cfg.embed_dim
         self.patch_embed = PatchEmbed(dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, PRETRAINED_GRID ** 2 + 1, dim))
-        # training-only; kept for strict loading
-        self.mask_token = nn.Parameter(torch.zeros(1, dim))
+        if mask_token:  # training-only; kept for strict loading
+            self.mask_token = nn.Parameter(torch.zeros(1, dim))
         self.blocks = nn.ModuleList(Block(dim, cfg.num_heads, cfg.swiglu) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self._pos_cache: dict[tuple[int, int], torch.Tensor] = {}
 
     def pos_embed_for(self, grid_h: int, grid_w: int) -> torch.Tensor:
@@ -170,11 +175,17 @@ class ResidualConvUnit(nn.Module):
 
 
 class FusionBlock(nn.Module):
+    """One top-down fusion step.
 
-    def __init__(self, features: int) -> None:
+    ``lateral=False`` leaves out ``resConfUnit1``, which only the lateral input uses:
+    V2 checkpoints store it even for refinenet4 (which has no lateral input), DA3's do not.
+    """
+
+    def __init__(self, features: int, lateral: bool = True) -> None:
         super().__init__()
         self.out_conv = nn.Conv2d(features, features, 1)
-        self.resConfUnit1 = ResidualConvUnit(features)  # noqa: N815 (official key name)
+        if lateral:
+            self.resConfUnit1 = ResidualConvUnit(features)  # noqa: N815 (official key name)
         self.resConfUnit2 = ResidualConvUnit(features)  # noqa: N815
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
@@ -188,23 +199,34 @@ class FusionBlock(nn.Module):
         return self.out_conv(x)
 
 
-class Scratch(nn.Module):
+def output_conv(features: int, *tail: nn.Module) -> nn.Sequential:
+    """Build the DPT output convolutions (conv3x3 -> ReLU -> conv1x1), then ``tail``."""
+    return nn.Sequential(nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(32, 1, 1), *tail)
 
-    def __init__(self, out_channels: tuple[int, ...], features: int, metric: bool) -> None:
+
+class Scratch(nn.Module):
+    """The DPT head's convolutions; ``output_tail`` follows ``output_conv2``'s 1x1 conv.
+
+    V2 ends in sigmoid (metric) or ReLU (relative) plus an Identity; DA3 in nothing (its
+    activation is applied outside). ``lateral4`` is False for DA3 (see FusionBlock).
+    """
+
+    def __init__(self, out_channels: tuple[int, ...], features: int,
+                 output_tail: tuple[nn.Module, ...], lateral4: bool = True) -> None:
         super().__init__()
         for i, channels in enumerate(out_channels, start=1):
             setattr(self, f"layer{i}_rn", nn.Conv2d(channels, features, 3, padding=1, bias=False))
         for i in range(1, 5):
-            setattr(self, f"refinenet{i}", FusionBlock(features))
+            setattr(self, f"refinenet{i}", FusionBlock(features, lateral=i < 4 or lateral4))
         self.output_conv1 = nn.Conv2d(features, features // 2, 3, padding=1)
-        self.output_conv2 = nn.Sequential(
-            nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 1, 1), nn.Sigmoid() if metric else nn.ReLU(), nn.Identity())
+        self.output_conv2 = output_conv(features, *output_tail)
 
 
 class DPTHead(nn.Module):
 
-    def __init__(self, cfg: EncoderConfig, metric: bool) -> None:
+    def __init__(self, cfg: EncoderConfig, output_tail: tuple[nn.Module, ...],
+                 lateral4: bool = True) -> None:
         super().__init__()
         c = cfg.out_channels
         self.projects = nn.ModuleList(nn.Conv2d(cfg.embed_dim, ch, 1) for ch in c)
@@ -214,9 +236,10 @@ class DPTHead(nn.Module):
             nn.Identity(),
             nn.Conv2d(c[3], c[3], 3, stride=2, padding=1),
         ])
-        self.scratch = Scratch(c, cfg.features, metric)
+        self.scratch = Scratch(c, cfg.features, output_tail, lateral4)
 
-    def forward(self, tokens: list[torch.Tensor], grid_h: int, grid_w: int) -> torch.Tensor:
+    def features(self, tokens: list[torch.Tensor], grid_h: int, grid_w: int) -> torch.Tensor:
+        """Fused features at the input resolution, before ``output_conv2``."""
         levels = []
         for i, t in enumerate(tokens):
             x = t.permute(0, 2, 1).reshape(t.shape[0], t.shape[-1], grid_h, grid_w)
@@ -228,9 +251,11 @@ class DPTHead(nn.Module):
         path = s.refinenet2(path, l2, size=l1.shape[2:])
         path = s.refinenet1(path, l1)
         out = s.output_conv1(path)
-        out = F.interpolate(out, size=(grid_h * PATCH, grid_w * PATCH), mode="bilinear",
-                            align_corners=True)
-        return s.output_conv2(out)
+        return F.interpolate(out, size=(grid_h * PATCH, grid_w * PATCH), mode="bilinear",
+                             align_corners=True)
+
+    def forward(self, tokens: list[torch.Tensor], grid_h: int, grid_w: int) -> torch.Tensor:
+        return self.scratch.output_conv2(self.features(tokens, grid_h, grid_w))
 
 
 class DepthAnythingV2(nn.Module):
@@ -244,7 +269,8 @@ class DepthAnythingV2(nn.Module):
         self.config = ENCODERS[encoder]
         self.max_depth = max_depth
         self.pretrained = DinoV2(self.config)
-        self.depth_head = DPTHead(self.config, metric=max_depth is not None)
+        activation = nn.Sigmoid() if max_depth is not None else nn.ReLU()
+        self.depth_head = DPTHead(self.config, output_tail=(activation, nn.Identity()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grid_h, grid_w = x.shape[-2] // PATCH, x.shape[-1] // PATCH
