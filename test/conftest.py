@@ -16,6 +16,8 @@ import warnings
 import numpy as np
 import pytest
 
+pytest_plugins = ["da3_fixtures"]  # Depth Anything 3's session fixtures
+
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "test" / "reference" / "synthetic_checkpoint.py"
 REFERENCE_DIR = Path(os.environ.get("DEPTH_ANYTHING_REFERENCE", REPO / "test" / "reference"))

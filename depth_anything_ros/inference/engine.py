@@ -171,7 +171,7 @@ class DepthEngine:
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        """The names ``infer_all`` returns, in graph output order ("depth" first)."""
+        """Return the names ``infer_all`` returns, in graph output order ("depth" first)."""
         return self.metadata.output_names
 
     @property
