@@ -268,7 +268,9 @@ class DA3ModelBuilder(ModelBuilder):
         if network_size != self.network_size:
             raise ValueError(f"{self.model} is built for {self.network_size}, "
                              f"not {network_size}")
-        return super().models(network_size, precisions)
+        files = super().models(network_size, precisions)
+        self._loaded = None  # only the export needs the torch model (1.3 GB for a Large one)
+        return files
 
 
 class Staged:

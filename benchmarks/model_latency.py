@@ -303,9 +303,13 @@ class ModelSection:
         return DepthEngine(EngineConfig(str(xml), cache_dir="none", **config))
 
     def _ours(self, models: ModelFiles, precision: str, camera: np.ndarray) -> list[_Timed]:
-        """Return rows for the device's default precision, then the f32 hint where that differs."""
+        """Return rows for the device's default precision, then the f32 hint where that differs.
+
+        Without baselines (a DA3 model) only the default: each row holds a compiled copy of
+        the weights, 1.3 GB for a Large model, and the f32 rows are V2's comparison.
+        """
         timed: list[_Timed] = []
-        for hint in ("", "f32"):
+        for hint in ("", "f32") if self.builder.baselines else ("",):
             engine = self._engine(models.ours[precision], inference_precision=hint)
             execution = _ov_precision(engine.compiled(*camera.shape[:2]))
             if timed and timed[0].row.execution == execution:
