@@ -94,6 +94,9 @@ def count_flops(onnx_path: Path) -> FlopCount:
     model = onnx.load(str(onnx_path), load_external_data=False)
     inferred = shape_inference.infer_shapes(model, data_prop=True)
     shapes = _shapes(inferred)
+    if any(node.op_type in COUNTED_OPS and node_flops(node, shapes) is None
+           for node in inferred.graph.node):
+        shapes.update(_shapes_by_running(onnx_path))
     constants = {init.name for init in inferred.graph.initializer}
     constants.update(out for node in inferred.graph.node if node.op_type == "Constant"
                      for out in node.output)
@@ -118,6 +121,27 @@ def count_flops(onnx_path: Path) -> FlopCount:
     return FlopCount(round(sum(by_op.values()), 3), by_op, round(fc / 1e9, 3),
                      round(attention / 1e9, 3),
                      sum(math.prod(shape) for shape in softmax_inputs), tuple(softmax_inputs))
+
+
+def _shapes_by_running(onnx_path: Path) -> dict[str, list[int]]:
+    """Return every tensor's shape from one ONNX Runtime run on zeros.
+
+    ONNX shape inference stops at ops whose output shape depends on values it does not
+    propagate (DA3-Small's camera-token Expand, say); at a fixed export size one run knows.
+    """
+    import numpy as np
+    import onnxruntime
+
+    model = onnx.load(str(onnx_path))
+    listed = {output.name for output in model.graph.output}
+    for node in model.graph.node:
+        model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in node.output
+                                  if name not in listed)
+    session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.zeros(i.shape, np.float32) for i in session.get_inputs()}
+    names = [output.name for output in session.get_outputs()]
+    return {name: list(value.shape) for name, value in zip(names, session.run(None, feeds))}
 
 
 def _unresolved(onnx_path: Path, node: onnx.NodeProto) -> ValueError:
