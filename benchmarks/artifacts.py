@@ -34,6 +34,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 
 GENERATOR = REPO / "test" / "reference" / "synthetic_checkpoint.py"
+DA3_GENERATOR = REPO / "test" / "reference" / "da3" / "make_checkpoint.py"
 
 
 def keys_file() -> Path:
@@ -89,7 +90,7 @@ class ModelFiles:
     network_size: tuple[int, int]
     checkpoint: Path
     onnx: Path
-    naive_ir: Path                            # what `ovc model.onnx` writes
+    naive_ir: Path | None                     # what `ovc model.onnx` writes; None: not made
     ours: dict[str, Path] = field(default_factory=dict)  # precision -> IR with our metadata
 
 
@@ -99,6 +100,8 @@ class ModelBuilder:
     Each artefact is written to a temporary name and renamed into place, so an interrupted
     run never leaves a half-written model in the cache.
     """
+
+    baselines = True  # also the `ovc` IR the baseline rows time
 
     def __init__(self, cache: Path, encoder: str, checkpoint: Path | None,
                  calibration_size: int, log: Callable[[str], None] = print) -> None:
@@ -113,10 +116,13 @@ class ModelBuilder:
         else:
             # The synthetic weights are decided by the generator and the key layout.
             digest = hashlib.sha256()
-            for path in (GENERATOR, keys_file()):
+            for path in self._generator_files():
                 digest.update(path.read_bytes() if path.is_file() else b"missing")
             source = digest.hexdigest()
         self.root = cache / f"{encoder}-{_fingerprint(encoder, source)}"
+
+    def _generator_files(self) -> tuple[Path, ...]:
+        return (GENERATOR, keys_file())
 
     def checkpoint(self) -> Path:
         if self._checkpoint is None:
@@ -149,7 +155,7 @@ class ModelBuilder:
                precisions: tuple[str, ...] = PRECISIONS) -> ModelFiles:
         folder = self.root / f"{network_size[0]}x{network_size[1]}"
         onnx_path = self._onnx(folder / "model.onnx", network_size)
-        naive = self._naive(folder / "naive" / "model.xml", onnx_path)
+        naive = self._naive(folder / "naive" / "model.xml", onnx_path) if self.baselines else None
         ours = {p: self._ours(folder, onnx_path, network_size, p) for p in precisions}
         return ModelFiles(self.encoder, network_size, self.checkpoint(), onnx_path, naive, ours)
 
@@ -216,6 +222,55 @@ class ModelBuilder:
                 for i, image in enumerate(scenes(count, 480, 640)):
                     cv2.imwrite(str(tmp / f"scene_{i:03d}.png"), image)
         return folder
+
+
+class DA3ModelBuilder(ModelBuilder):
+    """A Depth Anything 3 model at one network size, from a synthetic checkpoint.
+
+    The network is built for its export size (the contract of export/da3_models.py), and
+    the checkpoint comes from test/reference/da3's generator (real timings, meaningless
+    depth). The model section times it without the baselines (PyTorch, ONNX Runtime, `ovc`
+    IR): Metric-Large is about ten times V2-Small's work, and its rows stand beside V2's.
+    ``encoder`` holds the model name, which labels its cache folder and its section.
+    """
+
+    baselines = False
+
+    def __init__(self, cache: Path, model: str, network_size: tuple[int, int],
+                 calibration_size: int, log: Callable[[str], None] = print) -> None:
+        self.model = model
+        self.network_size = network_size
+        super().__init__(cache, model, None, calibration_size, log)
+
+    def _generator_files(self) -> tuple[Path, ...]:
+        return (DA3_GENERATOR, DA3_GENERATOR.parent / "keys.json")
+
+    def checkpoint(self) -> Path:
+        if self._checkpoint is None:
+            folder = self.root / f"synthetic_{self.model}_seed{SYNTHETIC_SEED}"
+            if not folder.is_dir():
+                self.log(f"generating the synthetic {self.model} checkpoint")
+                module = _load_module(DA3_GENERATOR, "da3_make_checkpoint")
+                with Staged(folder) as tmp:
+                    module.write_checkpoint(self.model, SYNTHETIC_SEED, tmp)
+            self._checkpoint = folder
+        return self._checkpoint
+
+    def loaded(self):
+        if self._loaded is None:
+            from depth_anything_ros.export.da3_checkpoint import load_da3
+
+            self._loaded = load_da3(self.model, self.checkpoint(), *self.network_size)
+        return self._loaded
+
+    def models(self, network_size: tuple[int, int],
+               precisions: tuple[str, ...] = PRECISIONS) -> ModelFiles:
+        if network_size != self.network_size:
+            raise ValueError(f"{self.model} is built for {self.network_size}, "
+                             f"not {network_size}")
+        files = super().models(network_size, precisions)
+        self._loaded = None  # only the export needs the torch model (1.3 GB for a Large one)
+        return files
 
 
 class Staged:

@@ -14,7 +14,9 @@ import time
 import traceback
 
 from benchmarks.network_sides import parse_sides, run_sides
-from depth_anything_ros.inference.sizing import DEFAULT_SIDE, network_size, parse_hw
+from depth_anything_ros.export.da3_models import DA3_MODELS
+from depth_anything_ros.inference.sizing import (DA3_LONG_SIDE, da3_network_size, DEFAULT_SIDE,
+                                                 network_size, parse_hw)
 
 SECTIONS = ("model", "pipeline", "ros", "startup", "bag", "multicam")
 DEFAULT_SIZES = ((480, 640), (518, 518))
@@ -26,12 +28,16 @@ def _sizes(text: str) -> list[tuple[int, int]]:
     return [parse_hw(part) for part in text.split(",") if part.strip()]
 
 
-def _sections(text: str) -> list[str]:
-    chosen = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in chosen if name not in SECTIONS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"sections are {', '.join(SECTIONS)}; got {text!r}")
-    return chosen
+def _names(allowed: tuple[str, ...], what: str):
+    """Return an argparse type for a comma-separated subset of ``allowed``."""
+    def parse(text: str) -> list[str]:
+        chosen = [part.strip() for part in text.split(",") if part.strip()]
+        unknown = [name for name in chosen if name not in allowed]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(f"{what} are {', '.join(allowed)}; got {text!r}")
+        return chosen
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,9 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sides", type=parse_sides, metavar="S[,S...]",
                         help="with the model section: also our FP16 IR at these network short "
                              "sides for the first camera size (e.g. 518,448,392,336,280)")
+    parser.add_argument("--da3", type=_names(tuple(DA3_MODELS), "DA3 models"), default=[],
+                        metavar="MODEL[,MODEL...]",
+                        help="with the model section: also these Depth Anything 3 models for "
+                             "the first camera size, network by DA3's rule (480x640 -> "
+                             "378x504): our FP32/FP16/INT8 IRs, THROUGHPUT and the per-layer "
+                             "split, without the baselines (e.g. da3metric-large)")
+    parser.add_argument("--da3-long-side", type=int, default=DA3_LONG_SIDE,
+                        help=f"network long side for --da3 (default {DA3_LONG_SIDE})")
     parser.add_argument("--runs", type=int, help="timed runs per measurement (default 20)")
     parser.add_argument("--warmup", type=int, help="untimed runs first (default 3)")
-    parser.add_argument("--sections", type=_sections, default=list(SECTIONS),
+    parser.add_argument("--sections", type=_names(SECTIONS, "sections"), default=list(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)} (default all)")
     parser.add_argument("--out", type=Path, default=Path("benchmark_results"),
                         help="folder for results.md, results.json, results.png")
@@ -103,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     # Imported here so that --help works without the export extras.
-    from benchmarks.artifacts import DEFAULT_CACHE, ModelBuilder
+    from benchmarks.artifacts import DA3ModelBuilder, DEFAULT_CACHE, ModelBuilder
     from benchmarks.machine import cpu_stall_seconds, describe_machine
     from benchmarks.model_latency import ModelSection, Settings
     from benchmarks.report import write_all
@@ -150,6 +164,15 @@ def main(argv: list[str] | None = None) -> int:
             key = f"{net[0]}x{net[1]}"
             results["model"][key] = section(f"model {key}",
                                             lambda size=size, net=net: runner.run(size, net))
+        for model in args.da3:
+            net = da3_network_size(*camera, long_side=args.da3_long_side)
+            da3_runner = ModelSection(DA3ModelBuilder(args.cache or DEFAULT_CACHE, model, net,
+                                                      calibration_size, log),
+                                      machine, settings, log)
+            key = f"{model} {net[0]}x{net[1]}"
+            results["model"][key] = section(f"model {key}",
+                                            lambda runner=da3_runner, net=net: runner.run(camera,
+                                                                                          net))
         if args.sides:
             results["model_sides"] = section("model sides", lambda: run_sides(
                 builder, settings, camera, args.sides, log))

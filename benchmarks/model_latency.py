@@ -2,10 +2,12 @@
 
 Baselines (PyTorch eager, ONNX Runtime, the `ovc`-default IR) get the float NCHW tensor
 upstream preprocessing makes, prepared in numpy beforehand, so their rows time the
-network call alone. Our rows time ``DepthEngine.infer`` from the u8 camera image to depth
-at camera size, i.e. they also pay for the preprocessing and the output resize:
-every ratio against a baseline is conservative. The numpy preprocessing and the resize
-the baselines would still need are timed separately (``baseline_extra_ms``).
+network call alone; a Depth Anything 3 model is timed without them (its builder says so),
+its rows beside V2's in the same run. Our rows time ``DepthEngine.infer`` from the u8
+camera image to depth at camera size, i.e. they also pay for the preprocessing and the
+output resize: every ratio against a baseline is conservative. The numpy preprocessing
+and the resize the baselines would still need are timed separately
+(``baseline_extra_ms``).
 
 All variants are loaded first and then timed in interleaved rounds
 (``timing.measure_interleaved``): on a machine shared with other work, a busy minute
@@ -171,19 +173,22 @@ class ModelSection:
         flops = count_flops(models.onnx)
         camera = scenes(1, *camera_size)[0]
         held_out = scenes(s.held_out, *camera_size, first_seed=HELD_OUT_SEED)
-        net_input = reference_tensor(camera, *network_size)
 
-        timed = [self._pytorch(net_input), self._onnxruntime(models, net_input)]
-        timed += self._ov_naive(models, net_input)
+        timed: list[_Timed] = []
+        extra_calls: dict[str, Callable[[], object]] = {}
+        if self.builder.baselines:
+            net_input = reference_tensor(camera, *network_size)
+            timed += [self._pytorch(net_input), self._onnxruntime(models, net_input)]
+            timed += self._ov_naive(models, net_input)
+            # What the baselines would still need to go from camera image to depth, timed
+            # alongside them under the same conditions.
+            extra_calls = {
+                "numpy_preprocess": lambda: reference_tensor(camera, *network_size),
+                "resize_back": lambda: cv2.resize(net_input[0, 0], camera_size[::-1],
+                                                  interpolation=cv2.INTER_LINEAR),
+            }
         for precision in models.ours:
             timed += self._ours(models, precision, camera)
-        # What the baselines would still need to go from camera image to depth, timed
-        # alongside them under the same conditions.
-        extra_calls = {
-            "numpy_preprocess": lambda: reference_tensor(camera, *network_size),
-            "resize_back": lambda: cv2.resize(net_input[0, 0], camera_size[::-1],
-                                              interpolation=cv2.INTER_LINEAR),
-        }
         # The limits, and the FP16 IR with per-layer counters, in the same rounds.
         profiled = time_split.profiled_model(self._engine(models.ours["fp16"]), camera)
         in_model = fc_ceiling.model_fc_shapes(profiled.layers)
@@ -209,8 +214,9 @@ class ModelSection:
         rows = [t.row for t in timed] + [q.row for q in queued]
         for row in rows:
             self._add_compute(row, flops.gflops, ceiling["gflops"])
-        return {"camera_size": list(camera_size), "network_size": list(network_size),
-                "flops": flops.to_json(), "fc_ceiling": ceiling, "softmax_bound": softmax,
+        return {"model": self.builder.encoder, "camera_size": list(camera_size),
+                "network_size": list(network_size), "flops": flops.to_json(),
+                "fc_ceiling": ceiling, "softmax_bound": softmax,
                 "time_split": split, "baseline_extra_ms": extra,
                 "rows": [r.to_json() for r in rows]}
 
@@ -297,9 +303,13 @@ class ModelSection:
         return DepthEngine(EngineConfig(str(xml), cache_dir="none", **config))
 
     def _ours(self, models: ModelFiles, precision: str, camera: np.ndarray) -> list[_Timed]:
-        """Return rows for the device's default precision, then the f32 hint where that differs."""
+        """Return rows for the device's default precision, then the f32 hint where that differs.
+
+        Without baselines (a DA3 model) only the default: each row holds a compiled copy of
+        the weights, 1.3 GB for a Large model, and the f32 rows are V2's comparison.
+        """
         timed: list[_Timed] = []
-        for hint in ("", "f32"):
+        for hint in ("", "f32") if self.builder.baselines else ("",):
             engine = self._engine(models.ours[precision], inference_precision=hint)
             execution = _ov_precision(engine.compiled(*camera.shape[:2]))
             if timed and timed[0].row.execution == execution:

@@ -58,6 +58,7 @@ def _pressure(section: dict) -> str:
 def model_table(size_key: str, section: dict, encoder: str) -> str:
     rows = _rows_by_key(section)
     cam, net = section["camera_size"], section["network_size"]
+    encoder = section.get("model", encoder)  # results from before DA3 have no model field
     lines = [f"### Model only: {encoder}, camera {cam[0]}x{cam[1]} -> network "
              f"{net[0]}x{net[1]} ({section['flops']['gflops']:.1f} GFLOPs)", "",
              "| backend | weights | computes in | input | median ms | p90 ms | frames/s | "
@@ -86,12 +87,14 @@ def model_table(size_key: str, section: dict, encoder: str) -> str:
     extra = section["baseline_extra_ms"]
     ceiling = ", ".join(f"{k} {v:.0f}"
                         for k, v in section.get("fc_ceiling", {}).get("gflops", {}).items())
-    lines += ["", f"Baseline rows time the network call on a preprocessed f32 tensor; they "
-              f"would also need numpy preprocessing ({extra['numpy_preprocess']['median_ms']:.1f}"
-              f" ms) and the resize back to camera size "
-              f"({extra['resize_back']['median_ms']:.1f} ms). Our rows include both. "
-              f"FC ceiling (best FullyConnected layer with constant weights, timed alone in "
-              f"the same rounds, below): {ceiling} GFLOP/s.{_pressure(section)}"]
+    baselines = (f"Baseline rows time the network call on a preprocessed f32 tensor; they "
+                 f"would also need numpy preprocessing "
+                 f"({extra['numpy_preprocess']['median_ms']:.1f} ms) and the resize back to "
+                 f"camera size ({extra['resize_back']['median_ms']:.1f} ms). Our rows include "
+                 "both." if extra else "No baselines for this model: our rows (u8 camera "
+                 "image to every output at camera size) stand beside the other model's.")
+    lines += ["", f"{baselines} FC ceiling (best FullyConnected layer with constant weights, "
+              f"timed alone in the same rounds, below): {ceiling} GFLOP/s.{_pressure(section)}"]
     if section.get("time_split"):
         lines += ["", limits_tables(section)]
     return "\n".join(lines)
@@ -378,7 +381,8 @@ def draw_chart(results: dict, path: Path) -> None:
         ax.set_yticks(list(y), labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("ms per frame (bar: median, whisker: p90; green: async throughput)")
-        ax.set_title(f"{results['meta']['encoder']} model only, network {size_key}")
+        ax.set_title(f"{section.get('model', results['meta']['encoder'])} model only, "
+                     f"network {section['network_size'][0]}x{section['network_size'][1]}")
         for index, (value, extra) in enumerate(zip(values, spread)):
             ax.text(value + extra, index, f" {value:.0f}", va="center", fontsize=8)
     if panels > len(model):

@@ -20,12 +20,15 @@ import warnings
 import numpy as np
 import pytest
 
+from da3_fixtures import IR_CACHE_ENV
+
+pytest_plugins = ["da3_fixtures"]  # Depth Anything 3's session fixtures
+
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "test" / "reference" / "synthetic_checkpoint.py"
 REFERENCE_DIR = Path(os.environ.get("DEPTH_ANYTHING_REFERENCE", REPO / "test" / "reference"))
 GOLDEN_FILE = "golden_vits_relative_seed0.npz"
-SMALL_SIZE = (140, 182)
-IR_CACHE_ENV = "DEPTH_ANYTHING_TEST_IRS"  # a small non-square network size: fast node tests
+SMALL_SIZE = (140, 182)  # a small non-square network size: fast node tests
 
 
 @pytest.fixture(scope="session")

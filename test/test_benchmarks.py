@@ -25,22 +25,25 @@ from benchmarks.flops import count_flops
 from benchmarks.layer_profile import Layer
 from benchmarks.network_sides import parse_sides, side_sizes, SIDES, tokens
 from benchmarks.time_split import ATTENTION, category, FULLY_CONNECTED, limits, split
+from da3_fixtures import require_network
 
 REPO = Path(__file__).resolve().parents[1]
 # vits at 112x140: 8 x 10 patches + the class token, 6 heads, 12 blocks.
 TOKENS, HEADS, BLOCKS, HIDDEN = 81, 6, 12, 384
+# How the benchmark commands run: from the repository, this checkout first on the path.
+_IN_REPO = {"cwd": REPO, "capture_output": True, "text": True,
+            "env": dict(os.environ, PYTHONPATH=os.pathsep.join(
+                filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))}
 
 
 def test_quick_model_benchmark_writes_positive_timings(tmp_path: Path, synthetic_checkpoint):
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     run = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--sections", "model",
          "--image-size", "112x140", "--side", "112", "--sides", "112,98",
          "--checkpoint", str(synthetic_checkpoint), "--cache", str(tmp_path / "cache"),
          "--out", str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+        **_IN_REPO, timeout=400)
     assert run.returncode == 0, run.stderr[-3000:]
 
     results = json.loads((out / "results.json").read_text())
@@ -105,14 +108,38 @@ def test_quick_model_benchmark_writes_positive_timings(tmp_path: Path, synthetic
     assert "by network short side" in report
 
 
+def test_quick_model_benchmark_times_a_da3_model_beside_v2(tmp_path: Path, synthetic_checkpoint):
+    """``--da3``: the DA3 model's own rows and per-layer split in the same run, no baselines."""
+    require_network("da3-small")
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--sections", "model",
+         "--image-size", "112x140", "--side", "112", "--da3", "da3-small",
+         "--da3-long-side", "140", "--checkpoint", str(synthetic_checkpoint),
+         "--cache", str(tmp_path / "cache"), "--out", str(out)],
+        **_IN_REPO, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["model"]) == {"112x140", "da3-small 112x140"}
+    section = results["model"]["da3-small 112x140"]
+    assert section["model"] == "da3-small" and section["network_size"] == [112, 140]
+    rows = {row["key"]: row for row in section["rows"]}
+    assert {"ours_fp32", "ours_fp16", "ours_int8", "ours_fp16_throughput",
+            "ours_int8_throughput"} <= set(rows)
+    assert not {"pytorch", "onnxruntime", "ov_naive"} & set(rows)
+    assert all(row["gflops_per_s"] > 0 for row in rows.values())
+    assert len(section["time_split"]["attention_blocks_ms"]) == BLOCKS
+    report = (out / "results.md").read_text()
+    assert "### Model only: da3-small, camera 112x140" in report
+    assert "No baselines for this model" in report
+
+
 def test_int8_sweep_prints_a_row_per_variant(tmp_path: Path, synthetic_checkpoint):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     run = subprocess.run(
         [sys.executable, "-m", "benchmarks.int8_sweep", "--image-size", "112x140",
          "--side", "112", "--checkpoint", str(synthetic_checkpoint), "--only", "0", "5",
          "--runs", "2", "--held-out", "1", "--cache", str(tmp_path / "cache")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+        **_IN_REPO, timeout=400)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = [line.split("|")[1:-1] for line in run.stdout.splitlines()
             if line.startswith("| ") and "ms" not in line]

@@ -1,90 +1,35 @@
-"""DA3 Small/Base network module against the released key layout and the upstream goldens.
+"""DA3 Small/Base network module (export/da3_dualdpt.py) against the goldens and its export.
 
-Synthetic checkpoints come from test/reference/da3/make_checkpoint.py (the generator the
-goldens were made with), written as upstream's hub files are: ``model.``-prefixed keys,
-the shared LayerNorm stored once and its other names in the file's metadata.
+Strict loading of every released key is test_da3_export's, for all four models; this file
+checks what is particular to the DualDPT module: upstream's depth and confidence at the
+golden size, its size guard, and that the exported IR computes what the module does.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
-import warnings
-
 import numpy as np
+import openvino as ov
 import pytest
 import torch
 
+from da3_fixtures import GOLDEN_SIZE
+from depth_anything_ros.export.da3_checkpoint import load_da3
 from depth_anything_ros.export.da3_dualdpt import build_da3_dualdpt
 
-DA3_REFERENCE = Path(__file__).resolve().parent / "reference" / "da3"
-GOLDEN_SIZE = (378, 504)
 EXPORT_SIZE = (140, 182)   # small and non-square: a wrong axis order would show
 
 
-@pytest.fixture(scope="session")
-def da3_generator():
-    spec = importlib.util.spec_from_file_location("da3_make_checkpoint",
-                                                  DA3_REFERENCE / "make_checkpoint.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+@pytest.fixture(scope="module")
+def da3_small(da3_checkpoint) -> torch.nn.Module:
+    return load_da3("da3-small", da3_checkpoint("da3-small"), *GOLDEN_SIZE).model
 
 
-@pytest.fixture(scope="session")
-def da3_safetensors(da3_generator, tmp_path_factory):
-    """Model name -> seed-0 ``model.safetensors`` written as make_checkpoint.py writes it."""
-    from safetensors.torch import save_file
-
-    folder = tmp_path_factory.mktemp("da3_checkpoints")
-    files = {}
-    for model in ("da3-small", "da3-base"):
-        files[model] = folder / f"{model}.safetensors"
-        save_file(da3_generator.synthetic_state_dict(model, 0), str(files[model]),
-                  metadata=da3_generator.aliases(model) or None)
-    return files
-
-
-def _read_released(path: Path) -> dict[str, torch.Tensor]:
-    """Keys without ``model.``, every name the metadata records filled from its stored one."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    state = load_file(str(path))
-    with safe_open(str(path), "pt") as handle:
-        for dropped, stored in (handle.metadata() or {}).items():
-            state[dropped] = state[stored]
-    return {key.removeprefix("model."): tensor for key, tensor in state.items()}
-
-
-@pytest.fixture(scope="session")
-def da3_small(da3_safetensors) -> torch.nn.Module:
-    model = build_da3_dualdpt("da3-small", *GOLDEN_SIZE)
-    model.load_state_dict(_read_released(da3_safetensors["da3-small"]), strict=True)
-    return model
-
-
-@pytest.mark.parametrize("model", ["da3-small", "da3-base"])
-def test_every_released_key_loads_strictly(model, da3_safetensors):
-    released = json.loads((DA3_REFERENCE / "keys.json").read_text())[model]
-    state = _read_released(da3_safetensors[model])
-    assert len(released) == 437 and len(state) == 437 + 6  # four names of one LayerNorm
-    network = build_da3_dualdpt(model, *EXPORT_SIZE)
-    network.load_state_dict(state, strict=True)  # no missing, unexpected or mis-shaped key
-    with torch.no_grad():
-        depth, confidence = network(torch.zeros(1, 3, *EXPORT_SIZE))
-    assert depth.shape == confidence.shape == (1, *EXPORT_SIZE)
-    assert float(depth.min()) > 0 and float(confidence.min()) > 1
-
-
-def test_reproduces_the_upstream_golden(da3_small):
-    with np.load(DA3_REFERENCE / "golden_da3-small_seed0.npz") as data:
-        golden = {key: data[key][0] for key in ("net_input", "depth", "depth_conf")}
+def test_reproduces_the_upstream_golden(da3_small, da3_golden):
+    golden = da3_golden("da3-small")
     with torch.no_grad():
         depth, confidence = da3_small(torch.from_numpy(golden["net_input"]))
     for name, ours in (("depth", depth), ("depth_conf", confidence)):
-        error = float(np.max(np.abs(ours.numpy() - golden[name]) / golden[name]))
+        error = float(np.max(np.abs(ours[0].numpy() - golden[name]) / golden[name]))
         print(f"{name}: max relative error {error:.1e} vs upstream at 378x504")
         # Upstream's operations in f32, but plain attention for its fused kernel: 2.8e-6 here.
         assert error <= 1e-4
@@ -102,24 +47,15 @@ def test_build_rejects_unknown_model_and_size():
         build_da3_dualdpt("da3-small", 140, 180)
 
 
-def test_onnx_and_openvino_match_pytorch(da3_safetensors, tmp_path):
-    """Exported as export/export.py exports V2 (legacy tracer, opset 17), run in f32."""
-    import openvino as ov
-
-    model = build_da3_dualdpt("da3-small", *EXPORT_SIZE)
-    model.load_state_dict(_read_released(da3_safetensors["da3-small"]), strict=True)
-    x = torch.from_numpy(np.random.default_rng(1).normal(size=(1, 3, *EXPORT_SIZE))
-                         .astype(np.float32))
-    onnx_path = tmp_path / "da3-small.onnx"
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        expected = [t.numpy() for t in model(x)]
-        torch.onnx.export(model, (x,), str(onnx_path), input_names=["image"],
-                          output_names=["depth", "confidence"], opset_version=17, dynamo=False,
-                          do_constant_folding=True)
-    compiled = ov.Core().compile_model(ov.convert_model(str(onnx_path)), "CPU",
+def test_exported_ir_computes_what_the_module_does(da3_checkpoint, da3_ir):
+    """depth_anything_export's FP32 IR, run in f32, against the module at the same size."""
+    module = load_da3("da3-small", da3_checkpoint("da3-small"), *EXPORT_SIZE).model
+    x = np.random.default_rng(1).normal(size=(1, 3, *EXPORT_SIZE)).astype(np.float32)
+    with torch.no_grad():
+        expected = [t.numpy() for t in module(torch.from_numpy(x))]
+    compiled = ov.Core().compile_model(str(da3_ir("da3-small", EXPORT_SIZE, "fp32")), "CPU",
                                        {"INFERENCE_PRECISION_HINT": "f32"})
-    outputs = compiled(x.numpy())
+    outputs = compiled(x)
     for name, reference in zip(("depth", "confidence"), expected):
         ours = outputs[compiled.output(name)]
         assert ours.shape == (1, *EXPORT_SIZE)

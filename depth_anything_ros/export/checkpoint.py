@@ -7,12 +7,15 @@ import hashlib
 import os
 from pathlib import Path
 import socket
+from typing import Mapping
 from urllib.parse import urlparse
 
 import torch
+from torch import nn
 
 from depth_anything_ros.export.configs import ENCODERS
 from depth_anything_ros.export.network import DepthAnythingV2
+from depth_anything_ros.inference.metadata import ModelMetadata
 
 
 class CheckpointError(RuntimeError):
@@ -21,9 +24,12 @@ class CheckpointError(RuntimeError):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    model: DepthAnythingV2
+    model: nn.Module
     checkpoint_name: str
     checkpoint_sha256: str
+    # What the IR says about the model, less the export's own fields (size, precision,
+    # checkpoint, tool version); None for V2, whose module describes itself.
+    description: ModelMetadata | None = None
 
 
 def sha256_of(path: Path) -> str:
@@ -52,23 +58,27 @@ def load_strict(model: DepthAnythingV2, state: dict[str, torch.Tensor], source: 
     Upstream checkpoints come as encoder-specific files; loading a vitb file into a vits
     model is the usual mistake, so the message suggests the encoder the keys point to.
     """
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    misshaped = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
-                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or misshaped:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected),
-                            ("wrong shape", misshaped)):
-            if keys:
-                parts.append(f"{len(keys)} {label} (first: {', '.join(keys[:3])})")
+    parts = mismatches({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                       {k: tuple(v.shape) for k, v in state.items()})
+    if parts:
         hint = _guess_encoder(state)
         suffix = f"; the checkpoint looks like encoder '{hint}'" if hint else ""
         raise CheckpointError(
             f"{source} does not match Depth Anything V2 {model.config.name}: "
             + "; ".join(parts) + suffix)
     model.load_state_dict(state, strict=True)
+
+
+def mismatches(expected: Mapping[str, tuple[int, ...]],
+               stored: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """Missing, unexpected and mis-shaped keys, each as "N label (first: ...)"; [] if none."""
+    missing = [k for k in expected if k not in stored]
+    unexpected = [k for k in stored if k not in expected]
+    misshaped = [f"{k} {stored[k]} != {shape}"
+                 for k, shape in expected.items() if k in stored and stored[k] != shape]
+    return [f"{len(keys)} {label} (first: {', '.join(keys[:3])})"
+            for label, keys in (("missing", missing), ("unexpected", unexpected),
+                                ("wrong shape", misshaped)) if keys]
 
 
 def _guess_encoder(state: dict[str, torch.Tensor]) -> str | None:
@@ -108,7 +118,16 @@ def download_checkpoint(encoder: str, metric: str | None, timeout_s: float = 10.
         raise CheckpointError(
             f"{encoder} (Giant) has no public weights; to use your own {filename}, {hint}")
     repo = cfg.checkpoint_repo(metric)
-    manual = f"Download {filename} by hand from https://huggingface.co/{repo}, then {hint}"
+    return fetch_from_hub(
+        repo, filename, f"Download {filename} by hand from https://huggingface.co/{repo}, "
+        f"then {hint}", timeout_s)
+
+
+def fetch_from_hub(repo: str, filename: str, manual: str, timeout_s: float = 10.0) -> Path:
+    """One file of a Hugging Face repo, from the cache or downloaded into it.
+
+    ``manual`` says how to fetch it by hand and hand it over; every failure ends with it.
+    """
     from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 
     cached = try_to_load_from_cache(repo_id=repo, filename=filename)

@@ -7,6 +7,7 @@ the camera size is known. Keeping that out of the file keeps one IR valid for an
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 import tempfile
@@ -17,12 +18,12 @@ import torch
 
 from depth_anything_ros import __version__
 from depth_anything_ros.export.checkpoint import LoadedModel
-from depth_anything_ros.inference.metadata import (IMAGENET_MEAN, IMAGENET_STD, ModelMetadata,
+from depth_anything_ros.inference.metadata import (IMAGENET_MEAN, IMAGENET_STD, METRIC_DEPTH,
+                                                   ModelMetadata, RELATIVE_INVERSE_DEPTH,
                                                    RT_INFO_SECTION)
-from depth_anything_ros.inference.preprocess import reference_tensor
+from depth_anything_ros.inference.preprocess import da3_reference_tensor, reference_tensor
 
 INPUT_NAME = "image"
-OUTPUT_NAME = "depth"
 DEFAULT_OPSET = 17
 # Max error relative to the output range that --verify accepts, per stored precision.
 VERIFY_TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "int8": 0.1}
@@ -67,20 +68,28 @@ def export_onnx(loaded: LoadedModel, request: ExportRequest, path: Path) -> Path
     with torch.no_grad():
         model(sample)  # fills the size-specific position-embedding cache outside the trace
         torch.onnx.export(model, (sample,), str(path), input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], opset_version=request.opset,
-                          dynamo=request.use_dynamo, do_constant_folding=True)
+                          output_names=list(description_of(loaded).output_names),
+                          opset_version=request.opset, dynamo=request.use_dynamo,
+                          do_constant_folding=True)
     return path
 
 
-def metadata_for(loaded: LoadedModel, request: ExportRequest) -> ModelMetadata:
+def description_of(loaded: LoadedModel) -> ModelMetadata:
+    """Return what the model is: its metadata less the export's fields (V2: from the module)."""
+    if loaded.description is not None:
+        return loaded.description
     model = loaded.model
+    metric = model.max_depth is not None
     return ModelMetadata(
-        encoder=model.config.name,
-        depth_type="metric" if model.max_depth is not None else "relative",
-        max_depth=float(model.max_depth or 0.0),
-        input_height=request.height, input_width=request.width,
-        mean=IMAGENET_MEAN, std=IMAGENET_STD, color_order="RGB",
-        precision=request.precision,
+        encoder=model.config.name, depth_type="metric" if metric else "relative",
+        max_depth=float(model.max_depth or 0.0), input_height=0, input_width=0,
+        family="v2", outputs=(("depth", METRIC_DEPTH if metric else RELATIVE_INVERSE_DEPTH),))
+
+
+def metadata_for(loaded: LoadedModel, request: ExportRequest) -> ModelMetadata:
+    return dataclasses.replace(
+        description_of(loaded), input_height=request.height, input_width=request.width,
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, color_order="RGB", precision=request.precision,
         checkpoint_name=loaded.checkpoint_name, checkpoint_sha256=loaded.checkpoint_sha256,
         tool_version=f"depth_anything_ros {__version__}")
 
@@ -91,7 +100,7 @@ def convert_to_ir(onnx_path: Path, metadata: ModelMetadata, request: ExportReque
 
     model = ov.convert_model(str(onnx_path))
     if request.precision == "int8":
-        model = quantize_int8(model, request)
+        model = quantize_int8(model, request, metadata.family)
     for key, value in metadata.to_rt_info().items():
         model.set_rt_info(value, [RT_INFO_SECTION, key])
     xml_path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,8 +109,11 @@ def convert_to_ir(onnx_path: Path, metadata: ModelMetadata, request: ExportReque
     return xml_path
 
 
-def quantize_int8(model, request: ExportRequest):
-    """NNCF post-training quantization on real images, never on noise."""
+def quantize_int8(model, request: ExportRequest, family: str = "v2"):
+    """NNCF post-training quantization on real images, never on noise.
+
+    The images are preprocessed as the model's family does at run time.
+    """
     import nncf
 
     if not request.calibration:
@@ -109,7 +121,7 @@ def quantize_int8(model, request: ExportRequest):
                          "a video); calibrating on noise gives a model that looks fine and "
                          "is wrong")
     tensors = list(calibration_tensors(request.calibration, request.height, request.width,
-                                       request.calibration_size))
+                                       request.calibration_size, family))
     if not tensors:
         raise ValueError(f"no readable images in {', '.join(map(str, request.calibration))}")
     settings = request.int8
@@ -131,11 +143,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def calibration_tensors(sources: Iterable[Path], height: int, width: int,
-                        limit: int) -> Iterator[np.ndarray]:
+                        limit: int, family: str = "v2") -> Iterator[np.ndarray]:
     """Network inputs from image folders, image files or videos (evenly spaced frames)."""
+    preprocess = da3_reference_tensor if family == "da3" else reference_tensor
     count = 0
     for frame in _frames(sources, limit):
-        yield reference_tensor(frame, height, width)
+        yield preprocess(frame, height, width)
         count += 1
         if count >= limit:
             return
@@ -174,7 +187,7 @@ def _video_frames(path: Path, limit: int) -> Iterator[np.ndarray]:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    max_error: float    # relative to the reference output range
+    max_error: float    # relative to the reference output range, worst output
     mean_error: float
     tolerance: float
 
@@ -185,7 +198,7 @@ class VerifyResult:
 
 def verify_ir(loaded: LoadedModel, xml_path: Path, network_input: np.ndarray,
               precision: str) -> VerifyResult:
-    """Run the same input through PyTorch and the IR.
+    """Run the same input through PyTorch and the IR, comparing every output.
 
     The IR runs with f32 execution, so only the stored precision is measured, not the CPU's
     bf16 mode.
@@ -193,12 +206,17 @@ def verify_ir(loaded: LoadedModel, xml_path: Path, network_input: np.ndarray,
     import openvino as ov
 
     with torch.no_grad():
-        reference = loaded.model(torch.from_numpy(network_input)).numpy()
+        references = loaded.model(torch.from_numpy(network_input))
+    if isinstance(references, torch.Tensor):
+        references = (references,)
     compiled = ov.Core().compile_model(str(xml_path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    output = compiled(network_input)[0]
-    span = float(reference.max() - reference.min()) or 1.0
-    error = np.abs(output - reference) / span
-    return VerifyResult(float(error.max()), float(error.mean()), VERIFY_TOLERANCE[precision])
+    outputs = compiled(network_input)
+    errors = []
+    for index, reference in enumerate(r.numpy() for r in references):
+        span = float(reference.max() - reference.min()) or 1.0
+        errors.append(np.abs(outputs[index] - reference) / span)
+    return VerifyResult(max(float(e.max()) for e in errors),
+                        max(float(e.mean()) for e in errors), VERIFY_TOLERANCE[precision])
 
 
 def export_model(loaded: LoadedModel, request: ExportRequest, output: Path,

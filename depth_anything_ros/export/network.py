@@ -124,18 +124,23 @@ class PatchEmbed(nn.Module):
 
 
 class DinoV2(nn.Module):
-    """The ViT encoder; returns normalised patch tokens of the requested blocks."""
+    """The ViT encoder; returns normalised patch tokens of the requested blocks.
 
-    def __init__(self, cfg: EncoderConfig) -> None:
+    Depth Anything 3's Large models use the same encoder without the training-only
+    ``mask_token`` and with the final norm at torch's default eps (1e-5) instead of 1e-6.
+    """
+
+    def __init__(self, cfg: EncoderConfig, mask_token: bool = True,
+                 norm_eps: float = 1e-6) -> None:
         super().__init__()
         dim = cfg.embed_dim
         self.patch_embed = PatchEmbed(dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, PRETRAINED_GRID ** 2 + 1, dim))
-        # training-only; kept for strict loading
-        self.mask_token = nn.Parameter(torch.zeros(1, dim))
+        if mask_token:  # training-only; kept for strict loading
+            self.mask_token = nn.Parameter(torch.zeros(1, dim))
         self.blocks = nn.ModuleList(Block(dim, cfg.num_heads, cfg.swiglu) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self._pos_cache: dict[tuple[int, int], torch.Tensor] = {}
 
     def pos_embed_for(self, grid_h: int, grid_w: int) -> torch.Tensor:
@@ -223,11 +228,18 @@ class FusionBlock(nn.Module):
         return self.out_conv(x)
 
 
+def output_conv(features: int, *tail: nn.Module) -> nn.Sequential:
+    """Build the DPT output convolutions (conv3x3 -> ReLU -> conv1x1), then ``tail``."""
+    return nn.Sequential(nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(32, 1, 1), *tail)
+
+
 class Scratch(nn.Module):
     """The DPT decoder's convolutions: level adapters, fusion chain, output convolutions.
 
-    ``output_conv2`` differs between heads (V2: one channel through ReLU or sigmoid; DA3's
-    DualDPT: depth and confidence logits), so the caller passes it in.
+    ``output_conv2`` differs between heads (V2: one channel through ReLU or sigmoid; DA3
+    Large: one channel, activation outside; DA3's DualDPT: depth and confidence logits), so
+    the caller passes it in. ``lateral4`` is False for DA3 (see FusionBlock).
     """
 
     def __init__(self, out_channels: tuple[int, ...], features: int,
@@ -266,23 +278,24 @@ def dpt_projections(in_dim: int, out_channels: tuple[int, ...]) -> tuple[nn.Modu
 
 class DPTHead(nn.Module):
 
-    def __init__(self, cfg: EncoderConfig, metric: bool) -> None:
+    def __init__(self, cfg: EncoderConfig, output_tail: tuple[nn.Module, ...],
+                 lateral4: bool = True) -> None:
         super().__init__()
         self.projects, self.resize_layers = dpt_projections(cfg.embed_dim, cfg.out_channels)
-        half = cfg.features // 2
-        self.scratch = Scratch(cfg.out_channels, cfg.features, nn.Sequential(
-            nn.Conv2d(half, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 1, 1), nn.Sigmoid() if metric else nn.ReLU(), nn.Identity()))
+        self.scratch = Scratch(cfg.out_channels, cfg.features,
+                               output_conv(cfg.features, *output_tail), lateral4)
 
-    def forward(self, tokens: list[torch.Tensor], grid_h: int, grid_w: int) -> torch.Tensor:
+    def features(self, tokens: list[torch.Tensor], grid_h: int, grid_w: int) -> torch.Tensor:
+        """Fused features at the input resolution, before ``output_conv2``."""
         levels = []
         for i, t in enumerate(tokens):
             x = t.permute(0, 2, 1).reshape(t.shape[0], t.shape[-1], grid_h, grid_w)
             levels.append(self.resize_layers[i](self.projects[i](x)))
-        out = self.scratch.fuse(levels)
-        out = F.interpolate(out, size=(grid_h * PATCH, grid_w * PATCH), mode="bilinear",
-                            align_corners=True)
-        return self.scratch.output_conv2(out)
+        return F.interpolate(self.scratch.fuse(levels), size=(grid_h * PATCH, grid_w * PATCH),
+                             mode="bilinear", align_corners=True)
+
+    def forward(self, tokens: list[torch.Tensor], grid_h: int, grid_w: int) -> torch.Tensor:
+        return self.scratch.output_conv2(self.features(tokens, grid_h, grid_w))
 
 
 class DepthAnythingV2(nn.Module):
@@ -296,7 +309,8 @@ class DepthAnythingV2(nn.Module):
         self.config = ENCODERS[encoder]
         self.max_depth = max_depth
         self.pretrained = DinoV2(self.config)
-        self.depth_head = DPTHead(self.config, metric=max_depth is not None)
+        activation = nn.Sigmoid() if max_depth is not None else nn.ReLU()
+        self.depth_head = DPTHead(self.config, output_tail=(activation, nn.Identity()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grid_h, grid_w = x.shape[-2] // PATCH, x.shape[-1] // PATCH

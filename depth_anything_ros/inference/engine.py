@@ -1,13 +1,20 @@
-"""OpenVINO inference for Depth Anything V2 IRs: camera u8 image in, depth map out.
+"""OpenVINO inference for Depth Anything V2 and 3 IRs: camera u8 image in, named maps out.
 
 No ROS and no torch here, so the node, the standalone CLI and the benchmarks share it.
 Colour order, ImageNet normalisation and the bilinear resize back to the output size are
 compiled into the graph for the camera's size. The one step left on the host is the
-bicubic resize to the network size, done by OpenCV in float into a reused buffer: on the
-2-core AVX-512 machine OpenVINO's cubic Interpolate took 11.4 ms of a 245 ms request at
-480x640 -> 518x686, OpenCV 1 ms, which brought our whole request from 0.94x to 1.00x the
-speed of a bare `ovc` IR's network call (benchmarks/README.md). A camera already at the
-network size feeds its u8 pixels to the graph directly.
+resize to the network size. V2: bicubic, done by OpenCV in float into a reused buffer: on
+the 2-core AVX-512 machine OpenVINO's cubic Interpolate took 11.4 ms of a 245 ms request
+at 480x640 -> 518x686, OpenCV 1 ms, which brought our whole request from 0.94x to 1.00x
+the speed of a bare `ovc` IR's network call (benchmarks/README.md). DA3: upstream's uint8
+INTER_AREA / INTER_CUBIC resizes (inference/preprocess.py ``da3_resize``), so the graph
+takes u8 pixels at the network size. A camera already at the network size feeds its u8
+pixels to the graph directly.
+
+Every output of the IR (depth; DA3's sky or confidence) is resized back the same way,
+bilinear with aligned corners as upstream V2 resizes its depth (upstream DA3 does not
+resize back at all). Sky is a score, resized like the others; thresholding it at the
+IR's ``sky_threshold`` comes after, at the output size.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from openvino.preprocess import ColorFormat, PrePostProcessor
 
 from depth_anything_ros.inference import precision_choice
 from depth_anything_ros.inference.metadata import MetadataError, ModelMetadata, RT_INFO_SECTION
+from depth_anything_ros.inference.preprocess import da3_resize
 
 BUILD_HINT = ("build one with: depth_anything_export --encoder vits --metric indoor "
               "--checkpoint depth_anything_v2_metric_hypersim_vits.pth --image-size 480x640 "
@@ -143,6 +151,7 @@ class DepthEngine:
             raise ModelLoadError(f"cannot read {self.model_path} as an OpenVINO IR "
                                  f"({openvino_reason(exc)}); {BUILD_HINT}") from exc
         self.metadata = read_metadata(self._model, self.model_path)
+        self._check_outputs()
         self.device_name = self._pick_device(config.device, config.allow_cpu_fallback)
         cache = config.cache_dir or str(DEFAULT_CACHE)
         if cache.lower() != "none":
@@ -153,12 +162,29 @@ class DepthEngine:
         # lane, i.e. its own request and host buffers.
         self._requests: dict[tuple, ov.InferRequest] = {}
         # Host buffers of the float resize per (camera size, lane): /255 image, network input.
-        self._buffers: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._buffers: dict[tuple, tuple[np.ndarray, ...]] = {}
         self._lock = threading.Lock()  # compiling and creating requests, not inferring
 
     @property
     def network_size(self) -> tuple[int, int]:
         return self.metadata.input_height, self.metadata.input_width
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """Return the names ``infer_all`` returns, in graph output order ("depth" first)."""
+        return self.metadata.output_names
+
+    @property
+    def resizes_u8(self) -> bool:
+        """Whether the host resize is DA3's, in uint8 (else V2's bicubic in float)."""
+        return self.metadata.family == "da3"
+
+    def _check_outputs(self) -> None:
+        count = len(self._model.outputs)
+        if count != len(self.output_names):
+            raise ModelLoadError(f"{self.model_path} has {count} outputs but its metadata names "
+                                 f"{len(self.output_names)} ({', '.join(self.output_names)}); "
+                                 f"re-export it. {BUILD_HINT}")
 
     def _pick_device(self, device: str, allow_cpu_fallback: bool) -> str:
         available = self.core.available_devices
@@ -201,13 +227,13 @@ class DepthEngine:
         ppp = PrePostProcessor(model)
         step = ppp.input()
         colour = ColorFormat.BGR if order == "bgr" else ColorFormat.RGB
-        if self.resizes_on_host(height, width):
+        if self.resizes_on_host(height, width) and not self.resizes_u8:
             step.tensor().set_element_type(ov.Type.f32).set_layout(ov.Layout("NHWC")) \
                 .set_shape([1, meta.input_height, meta.input_width, 3]).set_color_format(colour)
             unit = 1.0
         else:
             step.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
-                .set_shape([1, height, width, 3]).set_color_format(colour)
+                .set_shape([1, meta.input_height, meta.input_width, 3]).set_color_format(colour)
             unit = 255.0
         step.model().set_layout(ov.Layout("NCHW"))
         step.preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB) \
@@ -217,13 +243,18 @@ class DepthEngine:
     def network_input(self, pixels: np.ndarray, lane: int = 0) -> np.ndarray:
         """Return what the compiled graph for this camera size takes.
 
-        The u8 image itself, or it /255 and bicubic-resized in float as upstream does (so
-        the overshoot past [0, 1] is kept), written into buffers the lane reuses frame after
-        frame.
+        The u8 image itself; for V2 it /255 and bicubic-resized in float as upstream does
+        (so the overshoot past [0, 1] is kept); for DA3 resized in u8 as upstream does. The
+        result is written into buffers the lane reuses frame after frame.
         """
         height, width = pixels.shape[:2]
         if not self.resizes_on_host(height, width):
             return np.ascontiguousarray(pixels)[None]
+        if self.resizes_u8:
+            key = (height, width, lane)
+            if key not in self._buffers:
+                self._buffers[key] = (np.empty((*self.network_size, 3), np.uint8),)
+            return da3_resize(pixels, *self.network_size, out=self._buffers[key][0])[None]
         buffers = self._buffers.get((height, width, lane))
         if buffers is None:
             buffers = (np.empty((height, width, 3), np.float32),
@@ -235,19 +266,20 @@ class DepthEngine:
                    interpolation=cv2.INTER_CUBIC)
         return resized[None]
 
-    @staticmethod
-    def _resize_output(model: ov.Model, size: tuple[int, int]) -> ov.Model:
-        """Append upstream's bilinear, align_corners resize of (1,h,w) to ``size``."""
-        result = model.get_results()[0]
-        depth = result.input_value(0)
-        planes = ops.unsqueeze(depth, ops.constant(np.array([1], np.int64)))
-        resized = ops.interpolate(
-            planes, ops.constant(np.array(size, np.int64)), mode="linear",
-            shape_calculation_mode="sizes", coordinate_transformation_mode="align_corners",
-            axes=ops.constant(np.array([2, 3], np.int64)))
-        out = ops.squeeze(resized, ops.constant(np.array([0, 1], np.int64)))
-        out.output(0).get_tensor().set_names({"depth"})
-        return ov.Model([ops.result(out)], model.get_parameters(), "depth_anything")
+    def _resize_output(self, model: ov.Model, size: tuple[int, int]) -> ov.Model:
+        """Append upstream's bilinear, align_corners resize of each (1,h,w) to ``size``."""
+        results = []
+        for result, name in zip(model.get_results(), self.output_names):
+            planes = ops.unsqueeze(result.input_value(0),
+                                   ops.constant(np.array([1], np.int64)))
+            resized = ops.interpolate(
+                planes, ops.constant(np.array(size, np.int64)), mode="linear",
+                shape_calculation_mode="sizes", coordinate_transformation_mode="align_corners",
+                axes=ops.constant(np.array([2, 3], np.int64)))
+            out = ops.squeeze(resized, ops.constant(np.array([0, 1], np.int64)))
+            out.output(0).get_tensor().set_names({name})
+            results.append(ops.result(out))
+        return ov.Model(results, model.get_parameters(), "depth_anything")
 
     def compiled(self, height: int, width: int, order: str = "bgr",
                  output_size: tuple[int, int] | None = None) -> ov.CompiledModel:
@@ -297,14 +329,32 @@ class DepthEngine:
               output_size: tuple[int, int] | None = None, lane: int = 0) -> np.ndarray:
         """(H,W,3) uint8 -> float32 depth of ``output_size`` (default: the image size).
 
-        Metres for metric models, relative inverse depth for relative ones. The returned
+        What ``metadata.output_meanings`` says of the first output: metres for V2 metric
+        models, relative inverse depth for V2 relative ones, DA3's depth. The returned
         array is owned by the caller (copied out of the request's buffer). Threads may
         infer at the same time if each passes its own ``lane``; with the THROUGHPUT hint
         the device then runs them in parallel streams.
         """
+        return self._run(pixels, order, output_size, lane).get_output_tensor(0).data.copy()
+
+    def infer_all(self, pixels: np.ndarray, order: str = "bgr",
+                  output_size: tuple[int, int] | None = None,
+                  lane: int = 0) -> dict[str, np.ndarray]:
+        """Like ``infer``, returning every output by name (``output_names``).
+
+        Each (output_size) float32 array is what the IR's metadata says it is
+        (``metadata.output_meanings``): e.g. DA3 Metric's ``depth`` in units of
+        ``inference/focal.py``'s factor and its ``sky`` score.
+        """
+        request = self._run(pixels, order, output_size, lane)
+        return {name: request.get_output_tensor(index).data.copy()
+                for index, name in enumerate(self.output_names)}
+
+    def _run(self, pixels: np.ndarray, order: str, output_size: tuple[int, int] | None,
+             lane: int) -> ov.InferRequest:
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
             raise ValueError(f"expected (H,W,3) uint8, got {pixels.shape} {pixels.dtype}")
         height, width = pixels.shape[:2]
         request = self.request(height, width, order, output_size, lane)
         request.infer({0: self.network_input(pixels, lane)}, share_inputs=True)
-        return request.get_output_tensor(0).data.copy()
+        return request

@@ -50,3 +50,45 @@ def parse_hw(text: str) -> tuple[int, int]:
     if h <= 0 or w <= 0:
         raise ValueError(f"size must be positive, got {text!r}")
     return h, w
+
+
+DA3_LONG_SIDE = 504  # upstream's default process_res (api.py)
+
+
+def da3_resize_steps(image_height: int, image_width: int,
+                     long_side: int = DA3_LONG_SIDE) -> list[tuple[int, int]]:
+    """Return the (height, width) of each resize upstream DA3 makes: none, one or two.
+
+    ``upper_bound_resize`` (utils/io/input_processor.py): scale the longer side to
+    ``long_side`` with sides ``round(side * scale)`` (Python's round), skipped when it is
+    already there; then each side to its nearest multiple of 14 (ties up), skipped when
+    both already are. 480x640 -> [378x504]; 360x640 -> [284x504, 280x504].
+    """
+    if image_height <= 0 or image_width <= 0:
+        raise ValueError(f"image size must be positive, got {image_height}x{image_width}")
+    steps = []
+    height, width = image_height, image_width
+    if max(height, width) != long_side:
+        scale = long_side / float(max(height, width))
+        height, width = max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+        steps.append((height, width))
+    multiple = (_nearest_multiple(height), _nearest_multiple(width))
+    if min(multiple) < PATCH:
+        raise ValueError(f"image {image_height}x{image_width} is too elongated for a "
+                         f"{long_side} px long side: a side would be under {PATCH} px")
+    if multiple != (height, width):
+        steps.append(multiple)
+    return steps
+
+
+def da3_network_size(image_height: int, image_width: int,
+                     long_side: int = DA3_LONG_SIDE) -> tuple[int, int]:
+    """Return the network size upstream DA3 feeds for an image size (480x640 -> 378x504)."""
+    steps = da3_resize_steps(image_height, image_width, long_side)
+    return steps[-1] if steps else (image_height, image_width)
+
+
+def _nearest_multiple(value: int) -> int:
+    down = value // PATCH * PATCH
+    up = down + PATCH
+    return up if up - value <= value - down else down
