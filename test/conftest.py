@@ -1,8 +1,9 @@
 """Session fixtures: the reference data, a synthetic checkpoint and IRs exported from it.
 
-Also the shared parts of the test harness that are fixtures: the package built with colcon
-and the node started from it (``ros_workspace``, ``launch_node``; the rest is in
-ros_harness.py), and the reference engine outputs are compared with.
+Also the test harness's fixtures: ``ros_workspace`` (the package built once with colcon),
+``launch_node`` (the installed node started from that build) and ``reference_engine`` (the
+standalone engine outputs are compared with); the rest of the harness is in ros_harness.py,
+ros_camera.py and ros_diagnostics.py.
 
 The reference folder (``official_keys.json`` and the upstream golden outputs) is
 test/reference, or ``$DEPTH_ANYTHING_REFERENCE`` when set. The synthetic checkpoint always
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+import signal
 import warnings
 
 import numpy as np
@@ -157,8 +159,6 @@ def launch_node(ros_workspace, tmp_path_factory):
     ``name``. A test stops its nodes itself; any still running at the end of the session
     are killed here, so none outlives the run.
     """
-    import signal
-
     from ros_harness import NodeProcess, start_node
 
     started: list[NodeProcess] = []

@@ -1,7 +1,7 @@
 """Synthetic camera scenes for calibration and node tests.
 
 ``scene``: an indoor-like room (floor, wall, boxes, texture). ``noise_scene``: random
-colours over a gradient, where every pixel differs from its neighbours.
+colours over a gradient, where an image or cloud off by one pixel shows.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def scene(seed: int, height: int = 480, width: int = 640) -> np.ndarray:
 def noise_scene(seed: int, height: int, width: int) -> np.ndarray:
     """Make a BGR u8 image of random colours, with a left-right gradient in channel seed % 3.
 
-    The depth it gives is not constant, and no two neighbouring pixels are alike, so a
-    cloud or image shifted by one pixel shows.
+    The depth it gives is not constant, and neighbouring pixels have unrelated colours, so
+    a cloud or image shifted by one pixel shows.
     """
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
