@@ -118,7 +118,7 @@ def alignment_stages(depth: np.ndarray,
             ("ground", None, on_floor)):
         params = NodeParams(scale_source=source, camera_height=0.5, camera_pitch_deg=10.0,
                             reference_extrinsic=to_optical)
-        alignment = CameraAlignment(metric_model=False)
+        alignment = CameraAlignment(metric_model=False, inverse=True)
         alignment.metres(seen, 0, camera, params)  # the camera's size is known from now on
         if add is not None:
             add(alignment, params)

@@ -22,8 +22,6 @@ import warnings
 import numpy as np
 import pytest
 
-from da3_fixtures import IR_CACHE_ENV
-
 pytest_plugins = ["da3_fixtures"]  # Depth Anything 3's session fixtures
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +64,8 @@ def synthetic_generator():
 
 def _synthetic_vits(shared_reference: Path, generator, tmp_path_factory) -> Path:
     """Write the seed-0 synthetic vits checkpoint once per session; return its path."""
+    from da3_fixtures import IR_CACHE_ENV  # the plugin's, once pytest has loaded it
+
     path = tmp_path_factory.getbasetemp() / "checkpoints" / "depth_anything_v2_vits.pth"
     if not path.is_file():
         try:
@@ -109,6 +109,8 @@ def export_ir(shared_reference: Path, synthetic_generator, tmp_path_factory):
     """
     cache: dict[tuple, Path] = {}
     root = tmp_path_factory.mktemp("irs")
+    from da3_fixtures import IR_CACHE_ENV
+
     kept = os.environ.get(IR_CACHE_ENV)
 
     def make(size: tuple[int, int], precision: str = "fp32", max_depth: float | None = None,

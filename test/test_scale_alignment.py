@@ -52,7 +52,7 @@ def _error(depth: np.ndarray) -> float:
 
 
 def test_a_relative_model_has_no_metres_until_its_first_fit_then_the_reference_scale():
-    align = CameraAlignment(metric_model=False)
+    align = CameraAlignment(metric_model=False, inverse=True)
     depth, notes = align.metres(RELATIVE, 100 * MS, CAMERA, P)
     assert depth is None
     assert [n.key for n in notes] == [WARN_ALIGNMENT_HELD, WARN_ALIGNMENT_NONE_YET]
@@ -65,14 +65,14 @@ def test_a_relative_model_has_no_metres_until_its_first_fit_then_the_reference_s
 
 
 def test_relative_scale_is_the_first_guess_before_a_fit():
-    align = CameraAlignment(metric_model=False)
+    align = CameraAlignment(metric_model=False, inverse=True)
     guess = dataclasses.replace(P, relative_scale=1.0)
     depth, _ = align.metres(RELATIVE, 100 * MS, CAMERA, guess)
     np.testing.assert_allclose(depth, 1.0 / RELATIVE, rtol=1e-6)
 
 
 def test_a_metric_model_keeps_its_own_metres_until_a_fit():
-    align = CameraAlignment(metric_model=True)
+    align = CameraAlignment(metric_model=True, inverse=False)
     own = TRUTH * 1.3
     depth, _ = align.metres(own, 100 * MS, CAMERA, P)
     assert depth is own
@@ -82,7 +82,7 @@ def test_a_metric_model_keeps_its_own_metres_until_a_fit():
 
 
 def test_a_frame_takes_the_nearest_reference_within_the_age_limit_else_holds_the_fit():
-    align = CameraAlignment(metric_model=False)
+    align = CameraAlignment(metric_model=False, inverse=True)
     align.add_depth(_sparse(TRUTH), 100 * MS, P)
     align.add_depth(_sparse(TRUTH * 2.0), 140 * MS, P)
     depth, _ = align.metres(RELATIVE, 105 * MS, CAMERA, P)   # 100 is nearer than 140
@@ -97,7 +97,7 @@ def test_a_frame_takes_the_nearest_reference_within_the_age_limit_else_holds_the
 
 
 def test_references_older_than_the_newest_frame_by_the_age_limit_are_rejected():
-    align = CameraAlignment(metric_model=False)
+    align = CameraAlignment(metric_model=False, inverse=True)
     align.metres(RELATIVE, 500 * MS, CAMERA, P)
     note = align.add_depth(_sparse(TRUTH), 440 * MS, P)
     assert note.key == REJECT_REFERENCE_TOO_OLD and note.is_rejection
@@ -111,21 +111,21 @@ def test_references_older_than_the_newest_frame_by_the_age_limit_are_rejected():
     (np.full((HEIGHT, WIDTH), np.nan, np.float32), REFERENCE_EMPTY),
 ])
 def test_unusable_references_are_rejected_on_arrival_once_the_camera_is_known(reference, kind):
-    align = CameraAlignment(metric_model=False)
+    align = CameraAlignment(metric_model=False, inverse=True)
     align.metres(RELATIVE, 100 * MS, CAMERA, P)
     note = align.add_depth(reference, 100 * MS, P)
     assert note is not None and note.key == kind and note.is_rejection
 
 
 def test_an_unusable_reference_before_the_first_frame_is_rejected_when_matched():
-    align = CameraAlignment(metric_model=False)
+    align = CameraAlignment(metric_model=False, inverse=True)
     assert align.add_depth(np.ones((HEIGHT, HEIGHT), np.float32), 100 * MS, P) is None
     depth, notes = align.metres(RELATIVE, 100 * MS, CAMERA, P)
     assert depth is None and notes[0].key == REFERENCE_ASPECT
 
 
 def test_a_refused_fit_keeps_the_last_good_one_and_is_counted():
-    align = CameraAlignment(metric_model=False)
+    align = CameraAlignment(metric_model=False, inverse=True)
     align.add_depth(_sparse(TRUTH), 100 * MS, P)
     align.metres(RELATIVE, 100 * MS, CAMERA, P)
     # Anti-correlated: nearer where the network says farther, a negative scale.
@@ -152,14 +152,14 @@ def test_points_go_through_the_extrinsic_parameter_or_the_given_pose():
                          (dataclasses.replace(pose_param, reference_extrinsic=(
                              0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)),
                           (np.eye(3), np.array([-0.2, 0.0, 0.0])))):
-        align = CameraAlignment(metric_model=False)
+        align = CameraAlignment(metric_model=False, inverse=True)
         align.add_points(sensor, 100 * MS, params, pose)
         depth, notes = align.metres(RELATIVE, 100 * MS, CAMERA, params)
         assert notes == [] and _error(depth) < 2e-3
 
 
 def test_a_cloud_without_finite_points_is_rejected():
-    align = CameraAlignment(metric_model=False)
+    align = CameraAlignment(metric_model=False, inverse=True)
     params = dataclasses.replace(P, scale_source="points")
     align.metres(RELATIVE, 100 * MS, CAMERA, params)
     note = align.add_points(np.full((50, 3), np.nan, np.float32), 100 * MS, params)
@@ -173,7 +173,7 @@ def test_ground_needs_no_messages():
     floor = np.broadcast_to(np.minimum(floor, 50.0), (HEIGHT, WIDTH)).astype(np.float32)
     relative = ((1.0 / floor - SHIFT) / SCALE).astype(np.float32)
     params = dataclasses.replace(P, scale_source="ground", camera_height=0.5)
-    align = CameraAlignment(metric_model=False)
+    align = CameraAlignment(metric_model=False, inverse=True)
     depth, notes = align.metres(relative, 100 * MS, CAMERA, params)
     assert notes == []
     below = np.arange(HEIGHT) > CAMERA.cy + 3

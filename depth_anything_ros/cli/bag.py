@@ -191,12 +191,10 @@ def _outputs_of(pipeline: CameraPipeline, params: NodeParams, camera: CameraTopi
     An output asked for by name that the camera cannot have is an error; by default the
     ones it cannot have are left out, as the node leaves them unpublished.
     """
-    missing = {}
+    missing = pipeline.absent_outputs()
     if not pipeline.has_metres(params):
         missing["depth"] = missing["points"] = (
             "a relative model without relative_scale (or scale_source) gives no metres")
-    if pipeline.metric_model:
-        missing["relative"] = "the model is metric"
     for key in requested or ():
         if key in missing:
             raise ValueError(f"--outputs {key}: {camera.image} cannot have it: {missing[key]}")

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 from depth_anything_ros.cli.bag_messages import MessageWriter, Serialized
 from depth_anything_ros.cli.bag_topics import CameraTopics
-from depth_anything_ros.pipeline.camera import FrameOutputs, Wanted
+from depth_anything_ros.pipeline.camera import FrameOutputs, Wanted, wanted_outputs
 from depth_anything_ros.pipeline.camera_state import CameraState
 from depth_anything_ros.pipeline.messages.output_layout import header_stamp_ns
 from depth_anything_ros.pipeline.outputs import KIND_CAMERA_INFO, KIND_POINTS, Output, OUTPUTS
@@ -64,11 +64,7 @@ class BagSink:
         self.copied = 0
 
     def wanted(self, camera: CameraState, p: NodeParams) -> Wanted:
-        outputs = self._cameras[camera].outputs
-        metres = camera.pipeline.has_metres(p)
-        return Wanted(depth=metres and "depth" in outputs, points=metres and "points" in outputs,
-                      colorized="colorized" in outputs, relative="relative" in outputs,
-                      camera_info="camera_info" in outputs)
+        return wanted_outputs(camera.pipeline, p, self._cameras[camera].outputs.__contains__)
 
     def emit(self, camera: CameraState, frame: Frame, out: FrameOutputs) -> None:
         connections = self._cameras[camera].outputs

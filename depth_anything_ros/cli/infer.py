@@ -21,7 +21,7 @@ from depth_anything_ros.geometry.colorize import COLORMAPS
 from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from depth_anything_ros.pipeline.camera import CameraPipeline, Wanted
 from depth_anything_ros.pipeline.messages.image_input import DecodedImage
-from depth_anything_ros.pipeline.parameters import NodeParams
+from depth_anything_ros.pipeline.parameters import NodeParams, OUTPUT_RESOLUTIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", required=True, type=Path, help="input image (any OpenCV format)")
     parser.add_argument("--output", type=Path, help="colorized depth image (e.g. depth.png)")
     parser.add_argument("--depth-npy", type=Path,
-                        help="float32 depth at the image's resolution (metres, or relative "
-                             "inverse depth for relative models without --reference-depth)")
+                        help="float32 depth as the node publishes it on depth/image (metres, "
+                             "+Inf for sky; flying pixels kept), or the relative output for "
+                             "relative models without --reference-depth")
+    parser.add_argument("--confidence-npy", type=Path,
+                        help="float32 per-pixel confidence at the depth's resolution (models "
+                             "with a confidence output: DA3-Small/Base)")
+    parser.add_argument("--output-resolution", choices=OUTPUT_RESOLUTIONS, default="camera",
+                        help="as the node's output_resolution: the image's size (default) or "
+                             "the network's")
     parser.add_argument("--ply", type=Path, help="point cloud (metric models), needs "
                                                  "--fov or --fx/--fy/--cx/--cy")
     parser.add_argument("--fov", type=float, help="horizontal field of view, degrees")
@@ -80,7 +87,8 @@ def settings_from_args(args: argparse.Namespace, pipeline: CameraPipeline,
             raise ValueError(note.text)
     return NodeParams(colormap=args.colormap, cloud_min_range=0.0, cloud_max_range=1000.0,
                       fallback_hfov_deg=args.fov if args.fov is not None else 60.0,
-                      rectify=args.rectify, flying_pixel_filter=not args.keep_flying_pixels)
+                      rectify=args.rectify, flying_pixel_filter=not args.keep_flying_pixels,
+                      output_resolution=args.output_resolution)
 
 
 def read_reference_depth(path: Path) -> np.ndarray:
@@ -136,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--ply needs metres: a metric model (export with --metric "
                          "indoor|outdoor) or --reference-depth")
     pipeline = CameraPipeline(engine)
+    if args.confidence_npy and "confidence" in pipeline.absent_outputs():
+        raise ValueError(f"--confidence-npy: {pipeline.absent_outputs()['confidence']} "
+                         "(DA3-Small and Base have one)")
     height, width = bgr.shape[:2]
     p = settings_from_args(args, pipeline, width, height)
     if reference is not None:
@@ -146,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     for note in net.notes:
         print(f"depth_anything_infer: warning: {note.text}", file=sys.stderr)
     raw = net.raw
-    kind = "metres" if engine.metadata.is_metric else "relative inverse depth"
+    kind = "metres" if engine.metadata.is_metric else engine.metadata.depth_meaning.replace(
+        "_", " ")
     print(f"{args.image.name}: {width}x{height}, {kind} in "
           f"[{np.nanmin(raw):.3f}, {np.nanmax(raw):.3f}]")
     if args.output and (engine.metadata.is_metric or reference is not None):
@@ -155,8 +167,10 @@ def run(args: argparse.Namespace) -> int:
         low, high = args.range or np.percentile(metres, [2, 98])
         p = dataclasses.replace(p, colorize_min_depth=float(low),
                                 colorize_max_depth=max(float(high), float(low) + 1e-3))
-    out = pipeline.finish(net, 0, p, Wanted(depth=reference is not None, points=bool(args.ply),
-                                            colorized=bool(args.output), relative=False))
+    out = pipeline.finish(net, 0, p, Wanted(
+        depth=reference is not None or bool(args.depth_npy), points=bool(args.ply),
+        colorized=bool(args.output), relative=False, camera_info=False,
+        confidence=bool(args.confidence_npy)))
     for note in out.notes:
         print(f"depth_anything_infer: warning: {note.text}", file=sys.stderr)
     if reference is not None:
@@ -170,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
               f"median relative residual {fit.residual:.4f}")
     if args.depth_npy:
         np.save(args.depth_npy, raw if out.depth is None else out.depth)
+    if args.confidence_npy:
+        np.save(args.confidence_npy, out.confidence)
     if args.output:
         cv2.imwrite(str(args.output), out.colorized)
     if args.ply:

@@ -76,6 +76,15 @@ class ModelMetadata:
     def output_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.output_meanings)
 
+    @property
+    def depth_meaning(self) -> str:
+        """Return what the first output, the depth, means: one of the four depth MEANINGS."""
+        return self.output_meanings[0][1]
+
+    def output_named_for(self, meaning: str) -> str | None:
+        """Return the name of the output with ``meaning`` (e.g. SKY), None when there is none."""
+        return next((name for name, m in self.output_meanings if m == meaning), None)
+
     def to_rt_info(self) -> dict[str, str]:
         out = {}
         for field in dataclasses.fields(self):

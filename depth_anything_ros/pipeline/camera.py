@@ -22,7 +22,7 @@ one thread, in frame order (``pipeline.runner``'s finisher).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import cv2
 import numpy as np
@@ -30,14 +30,18 @@ import numpy as np
 from depth_anything_ros.geometry.calibration import (calibration_fits, CameraCalibration,
                                                      scaled_calibration)
 from depth_anything_ros.geometry.colorize import Colorizer
+from depth_anything_ros.geometry.confidence import drop_least_confident
 from depth_anything_ros.geometry.flying_pixels import FlyingPixelFilter
 from depth_anything_ros.geometry.intrinsics import Intrinsics
 from depth_anything_ros.geometry.rays import RayGrid
 from depth_anything_ros.geometry.rectify import (needs_rectification, rectified_calibration,
                                                  rectified_intrinsics, Rectifier)
-from depth_anything_ros.geometry.relative import relative_to_metric
+from depth_anything_ros.geometry.relative import relative_to_metres
 from depth_anything_ros.geometry.temporal import TemporalFilter
 from depth_anything_ros.inference.engine import DepthEngine
+from depth_anything_ros.inference.focal import focal_depth_factor
+from depth_anything_ros.inference.metadata import (CONFIDENCE, FOCAL_DEPTH, RELATIVE_INVERSE_DEPTH,
+                                                   SKY)
 from depth_anything_ros.pipeline.calibration_ring import CalibrationRing
 from depth_anything_ros.pipeline.messages.image_input import DecodedImage
 from depth_anything_ros.pipeline.notes import (Note, REJECT_CAMERA_INFO_INVALID,
@@ -64,16 +68,30 @@ class Wanted:
     colorized: bool = True
     relative: bool = True
     camera_info: bool = True
+    confidence: bool = True
 
     @property
     def anything(self) -> bool:
         return any(getattr(self, key) for key in OUTPUT_KEYS)
 
 
+def wanted_outputs(pipeline: "CameraPipeline", p: NodeParams,
+                   taken: Callable[[str], bool]) -> Wanted:
+    """Return what to compute: the outputs ``taken`` says someone takes, metres permitting.
+
+    The node's sink asks its publishers (subscribed?), the bag tool's its topic list.
+    """
+    metres = pipeline.has_metres(p)
+    return Wanted(**{key: taken(key) and (metres or key not in ("depth", "points"))
+                     for key in OUTPUT_KEYS})
+
+
 class NetworkOutput(NamedTuple):
     """What ``infer`` hands to ``finish``: the network's answer and the camera it saw."""
 
-    raw: np.ndarray                          # at the output size: metres or inverse depth
+    raw: np.ndarray                          # at the output size: metres or relative
+    sky: Optional[np.ndarray]                # bool, True = sky; models with a sky output
+    confidence: Optional[np.ndarray]         # models with a confidence output
     image: DecodedImage                      # as the network saw it (rectified when it was)
     camera: Intrinsics                       # of ``image``
     calibration: Optional[CameraCalibration]  # what ``camera`` came from, None: fallback
@@ -88,7 +106,10 @@ class FrameOutputs:
     ``depth`` is metres (NaN invalid) whenever metres exist (a metric model, a relative
     one with ``relative_scale`` > 0, or one aligned by ``scale_source`` once a first fit
     exists) and depth or points were wanted.
-    ``relative`` is the network's inverse depth for relative models. ``points`` (and
+    ``relative`` is the relative model's raw output (V2: inverse depth, DA3: depth).
+    ``confidence`` is the model's own per-pixel confidence, where it has one. Sky, where
+    the model marks it and ``sky_mask`` is on, is +Inf in ``depth``, black in ``colorized``
+    and absent from ``points``. ``points`` (and
     ``depth`` when flying pixels are removed from it) are the pipeline's own buffers,
     overwritten by the next frame: convert or copy them first.
     """
@@ -98,6 +119,7 @@ class FrameOutputs:
     colorized: Optional[np.ndarray]
     points: Optional[np.ndarray]
     colors: Optional[np.ndarray]
+    confidence: Optional[np.ndarray]
     intrinsics: Intrinsics
     calibration: Optional[CameraCalibration]   # what ``intrinsics`` came from, None: fallback
     calibration_source: str
@@ -113,7 +135,13 @@ class CameraPipeline:
 
     def __init__(self, engine: DepthEngine, calibration_capacity: int = CALIBRATION_RING) -> None:
         self.engine = engine
-        self.metric_model = engine.metadata.is_metric
+        meta = engine.metadata
+        self.metric_model = meta.is_metric
+        # What the outputs mean, from the IR's metadata: the steps below follow it.
+        self._focal = meta.depth_meaning == FOCAL_DEPTH
+        self._inverse = meta.depth_meaning == RELATIVE_INVERSE_DEPTH
+        self._sky = meta.output_named_for(SKY)
+        self._confidence = meta.output_named_for(CONFIDENCE)
         self.calibrations = CalibrationRing(calibration_capacity)
         self._stamps = StampOrder()
         self._grid: Optional[RayGrid] = None
@@ -123,7 +151,7 @@ class CameraPipeline:
         self._filtered: Optional[np.ndarray] = None   # depth with flying pixels as NaN
         self._temporal: Optional[TemporalFilter] = None
         self._fallback_announced = False   # finish's: the no-calibration note, said once
-        self.alignment = CameraAlignment(self.metric_model)
+        self.alignment = CameraAlignment(self.metric_model, self._inverse)
 
     # --- inputs ----------------------------------------------------------------------
 
@@ -143,6 +171,15 @@ class CameraPipeline:
         """
         return self._stamps.check(stamp_ns)
 
+    def absent_outputs(self) -> dict[str, str]:
+        """Return the outputs this model never has, each with the reason."""
+        absent = {}
+        if self.metric_model:
+            absent["relative"] = "the model is metric"
+        if self._confidence is None:
+            absent["confidence"] = "the model has no confidence output"
+        return absent
+
     def has_metres(self, p: NodeParams) -> bool:
         return self.metric_model or p.relative_scale > 0 or p.scale_source != "none"
 
@@ -157,18 +194,31 @@ class CameraPipeline:
               lane: int = 0) -> NetworkOutput:
         """Pick the frame's calibration, rectify the image if it is distorted, run the network.
 
-        The output is at the output size: metres, or relative inverse depth. Every later
-        step works in the camera the network saw, so a rectified frame's outputs all
-        describe the rectified camera.
+        The output is at the output size: metres, or the relative output. A model that
+        takes metres from the focal length (DA3 Metric) gets them here, from this frame's
+        intrinsics at the network input: a rectified frame's rectified ones, else its
+        matched CameraInfo's, else the field-of-view fallback's. Every later step works in
+        the camera the network saw, so a rectified frame's outputs all describe the
+        rectified camera.
         """
         notes: list[Note] = []
         height, width = image.pixels.shape[:2]
         camera, calibration, source = self._camera_intrinsics(stamp_ns, width, height, p, notes)
         if calibration is not None and p.rectify == "auto" and needs_rectification(calibration):
             image, camera, calibration = self._rectify(image, camera, calibration, notes)
-        raw = self.engine.infer(image.pixels, image.order,
-                                self.output_size(image.pixels.shape, p), lane)
-        return NetworkOutput(raw, image, camera, calibration, source, tuple(notes))
+        outputs = self.engine.infer_all(image.pixels, image.order,
+                                        self.output_size(image.pixels.shape, p), lane)
+        raw = outputs[self.engine.output_names[0]]
+        if self._focal:
+            raw *= np.float32(focal_depth_factor(
+                camera.fx, camera.fy, image.pixels.shape[:2], self.engine.network_size,
+                self.engine.metadata.focal_reference))
+        sky = None
+        if self._sky is not None:
+            sky = outputs[self._sky] >= np.float32(self.engine.metadata.sky_threshold)
+        confidence = None if self._confidence is None else outputs[self._confidence]
+        return NetworkOutput(raw, sky, confidence, image, camera, calibration, source,
+                             tuple(notes))
 
     def finish(self, net: NetworkOutput, stamp_ns: int, p: NodeParams,
                wanted: Wanted = Wanted()) -> FrameOutputs:
@@ -185,22 +235,33 @@ class CameraPipeline:
             depth, aligned_notes = self.alignment.metres(raw, stamp_ns, output, p)
             notes += tuple(aligned_notes)
         elif self.has_metres(p) and (wanted.depth or wanted.points or wanted.colorized):
-            depth = raw if self.metric_model else relative_to_metric(
-                raw, p.relative_scale, p.relative_shift)
+            depth = raw if self.metric_model else relative_to_metres(
+                raw, p.relative_scale, p.relative_shift, self._inverse)
+        sky = net.sky if p.sky_mask else None
+        if depth is not None and sky is not None:
+            # Sky has no depth to clean or to place in the cloud: NaN for those steps.
+            depth = np.where(sky, np.float32(np.nan), depth)
         cleaned = depth
         if depth is not None and p.flying_pixel_filter and (
                 wanted.points or (wanted.depth and p.flying_pixels_in_depth)):
             cleaned = self._without_flying_pixels(depth, output, p)
         published = cleaned if p.flying_pixels_in_depth else depth
+        if published is not None and sky is not None:
+            published = np.where(sky, np.float32(np.inf), published)  # REP 117: nothing in range
         points = colors = None
         if wanted.points and cleaned is not None:
             points, colors = self._points(cleaned, output, net.image, p)
+            if net.confidence is not None and p.confidence_drop_fraction > 0:
+                drop_least_confident(points, net.confidence[::p.cloud_stride, ::p.cloud_stride],
+                                     p.confidence_drop_fraction)
         return FrameOutputs(
             depth=published if (wanted.depth or wanted.points) else None,
             relative=raw if wanted.relative and not self.metric_model else None,
-            colorized=self._colorize(published, raw, p) if wanted.colorized else None,
-            points=points, colors=colors, intrinsics=output, calibration=net.calibration,
-            calibration_source=net.calibration_source, notes=notes)
+            colorized=self._colorize(published, raw, sky, p) if wanted.colorized else None,
+            points=points, colors=colors,
+            confidence=net.confidence if wanted.confidence else None, intrinsics=output,
+            calibration=net.calibration, calibration_source=net.calibration_source,
+            notes=notes)
 
     def _announce_fallback_once(self, notes: tuple[Note, ...]) -> tuple[Note, ...]:
         """Keep the 'no CameraInfo yet' note of the first frame that uses the fallback only."""
@@ -292,7 +353,7 @@ class CameraPipeline:
         return intrinsics, match.calibration, source
 
     def _colorize(self, depth: Optional[np.ndarray], relative: np.ndarray,
-                  p: NodeParams) -> np.ndarray:
+                  sky: Optional[np.ndarray], p: NodeParams) -> np.ndarray:
         if depth is not None:
             key = (p.colormap, p.colorize_min_depth, p.colorize_max_depth)
             colorizer = self._colorizer
@@ -300,12 +361,14 @@ class CameraPipeline:
                                      colorizer.max_depth) != key:
                 colorizer = self._colorizer = Colorizer(*key)
             return colorizer(depth)
-        # Relative inverse depth has no fixed unit, so only a per-frame range is meaningful.
-        # Inverted so near stays at the colormap's low end, as for metric depth.
+        # A relative output has no fixed unit, so only a per-frame range is meaningful.
+        # Inverse depth is inverted so near stays at the colormap's low end, as for metres.
+        if sky is not None:
+            relative = np.where(sky, np.float32(np.nan), relative)  # black, out of the range
         finite = relative[np.isfinite(relative)]
         low = float(finite.min()) if finite.size else 0.0
         high = float(finite.max()) if finite.size else 1.0
-        return Colorizer(p.colormap, low, max(high, low + 1e-6), invert=True)(relative)
+        return Colorizer(p.colormap, low, max(high, low + 1e-6), invert=self._inverse)(relative)
 
     def _points(self, depth: np.ndarray, intrinsics: Intrinsics, image: DecodedImage,
                 p: NodeParams) -> tuple[np.ndarray, Optional[np.ndarray]]:

@@ -31,7 +31,8 @@ OUTPUTS = (Output("relative", "depth/relative", KIND_FLOAT_IMAGE),
            Output("depth", "depth/image", KIND_FLOAT_IMAGE),
            Output("camera_info", "depth/camera_info", KIND_CAMERA_INFO),
            Output("colorized", "depth/colorized", KIND_BGR_IMAGE),
-           Output("points", "depth/points", KIND_POINTS))
+           Output("points", "depth/points", KIND_POINTS),
+           Output("confidence", "depth/confidence", KIND_FLOAT_IMAGE))
 OUTPUT_KEYS = tuple(output.key for output in OUTPUTS)
 # Outputs that open a camera's input when watched: all but the CameraInfo, which only
 # describes the others.

@@ -32,6 +32,11 @@ SCALE_SOURCES = ("none", "depth", "points", "ground")
 # A ROS name token, or several joined by '/': what can prefix the camera's topics.
 CAMERA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
 IDENTITY_POSE = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+# test/test_da3_pipeline.py's rendered scene (docs/geometry.md, "Confidence"): its 6 % wrong
+# points are all gone at 0.1, and each further 0.1 costs about 10 % of the right ones. Without
+# real weights a network's doubtful share is not known, so the default keeps twice that scene's
+# share rather than upstream's 0.4, which loses 36 % of the right points there.
+CONFIDENCE_DROP_DEFAULT = 0.2
 
 
 class ParameterError(ValueError):
@@ -134,9 +139,10 @@ class NodeParams:
         True, "depth/points carries the image colour (x y z rgb, 32 bytes per point) "
         "instead of x y z (16 bytes).")
     relative_scale: float = _param(
-        0.0, "Relative models only: metric depth = 1 / (relative_scale * output + "
-        "relative_shift). 0 publishes no metric outputs (depth/image, depth/points).",
-        value_range=(0.0, 1.0e6))
+        0.0, "Relative models only: metres from the relative output, 1 / (relative_scale * "
+        "output + relative_shift) for inverse depth (V2), relative_scale * output + "
+        "relative_shift for depth (DA3). 0 publishes no metric outputs (depth/image, "
+        "depth/points).", value_range=(0.0, 1.0e6))
     relative_shift: float = _param(
         0.0, "Relative models only: see relative_scale.", value_range=(-1.0e6, 1.0e6))
     rectify: str = _param(
@@ -156,6 +162,16 @@ class NodeParams:
     flying_pixels_in_depth: bool = _param(
         False, "With flying_pixel_filter, also set flying pixels to NaN in depth/image "
         "(REP 117 invalid).")
+    sky_mask: bool = _param(
+        True, "Models with a sky output (DA3 Mono/Metric-Large): sky pixels (score at or above "
+        "the IR's sky_threshold, 0.3 as upstream) are +Inf in depth/image (REP 117: nothing in "
+        "range), absent from depth/points and black in depth/colorized. false: the sky keeps "
+        "the network's depth.")
+    confidence_drop_fraction: float = _param(
+        CONFIDENCE_DROP_DEFAULT, "Models with a confidence output (DA3-Small/Base): drop this "
+        "fraction of each frame's least confident points from depth/points (a per-frame "
+        "percentile; upstream's own point-cloud export drops 0.4). 0 keeps every point.",
+        value_range=(0.0, 0.95))
     temporal_smoothing: bool = _param(
         False, "Smooth depth over time where the scene is static; a pixel whose depth changes "
         "takes the new value at once, and all smoothing restarts when the image shows that "

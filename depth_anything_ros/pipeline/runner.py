@@ -325,13 +325,14 @@ class FrameRunner:
         if self.policy is Policy.LIVE:
             self._spawn(self._finish_all, "depth_finisher", ())
 
-    def stop(self, join_s: Optional[float]) -> None:
+    def stop(self, join_s: Optional[float]) -> list[threading.Thread]:
         """Stop every thread, waiting at most ``join_s`` in all (None: until they end).
 
         Safe to call twice.
 
         A lane still inferring then finishes in the background (daemon threads) and its
-        frame goes nowhere.
+        frame goes nowhere. Returns those threads: a process must not end under one (see
+        the node's ``destroy_node``).
         """
         self._stop.set()
         self._scheduler.close()
@@ -344,7 +345,9 @@ class FrameRunner:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        lingering = [thread for thread in self._threads if thread.is_alive()]
         self._threads = []
+        return lingering
 
     # --- recorded -----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from depth_anything_ros.geometry.intrinsics import Intrinsics
 from depth_anything_ros.geometry.reference import (depth_image_samples, GroundPlane,
                                                    point_samples, pose_from_extrinsic,
                                                    ReferenceSamples, UnusableReference)
-from depth_anything_ros.geometry.relative import relative_to_metric
+from depth_anything_ros.geometry.relative import relative_to_metres
 from depth_anything_ros.pipeline.notes import (Note, REJECT_REFERENCE_TOO_OLD,
                                                WARN_ALIGNMENT_HELD, WARN_ALIGNMENT_NONE_YET,
                                                WARN_ALIGNMENT_REFUSED)
@@ -56,8 +56,14 @@ def _samples(kind: str, payload: Any, geometry: Geometry, p: NodeParams) -> Refe
 class CameraAlignment:
     """References in from any thread, metres out in frame order from one thread."""
 
-    def __init__(self, metric_model: bool) -> None:
+    def __init__(self, metric_model: bool, inverse: bool) -> None:
+        """Align a model's output to references.
+
+        ``inverse``: the relative output is inverse depth (V2), fitted affinely in inverse
+        depth; otherwise it is depth (DA3) or metres, fitted by a scale alone.
+        """
         self.metric_model = metric_model
+        self.inverse = inverse
         self._references: deque[_Reference] = deque(maxlen=REFERENCE_RING)
         # The latest frame's output (shape, intrinsics): what arriving references are
         # checked and sampled against.
@@ -140,7 +146,8 @@ class CameraAlignment:
         if self.metric_model:
             return raw, notes
         if p.relative_scale > 0:
-            return relative_to_metric(raw, p.relative_scale, p.relative_shift), notes
+            return relative_to_metres(raw, p.relative_scale, p.relative_shift,
+                                      self.inverse), notes
         notes.append(Note(WARN_ALIGNMENT_NONE_YET,
                           f"no metric fit yet (scale_source {p.scale_source}): publishing no "
                           "metric depth until the first reference aligns"))
@@ -167,7 +174,7 @@ class CameraAlignment:
         aligner = self._aligner
         if aligner is None or (aligner.min_points, aligner.max_residual,
                                aligner.time_constant_s, aligner.change_ratio) != settings:
-            aligner = self._aligner = ScaleAligner(not self.metric_model, *settings)
+            aligner = self._aligner = ScaleAligner(self.inverse, *settings)
         return aligner
 
     def _frame_samples(self, stamp_ns: int, intrinsics: Intrinsics, shape: tuple[int, ...],

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from typing import Any, Callable, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -87,6 +88,8 @@ class DepthNode(LifecycleNode):
         self._engine_factory = engine_factory
         self._cameras: list[CameraIO] = []                # set while configured
         self._runner: Optional[FrameRunner] = None        # set while active
+        # Lanes a stop left inside the network; the process waits for them at its end.
+        self._lingering: list[threading.Thread] = []
         self._active = False
         self._timer = self._pub_diagnostics = self._input_poll = None
         self._tf: Optional[TfPoses] = None   # scale_source points with tf2_ros installed
@@ -134,16 +137,16 @@ class DepthNode(LifecycleNode):
             self.get_logger().info(f"this rclpy has no publisher matched events: lazy input "
                                    f"polls the subscriber counts every {INPUT_POLL_S} s")
         out_qos = qos_profile(p.output_qos)
-        metric = engine.metadata.is_metric
         for name in names:
             stats = self._stats.setdefault(name, ProcessingStats(rejection_kinds=REJECTION_KINDS))
-            camera = CameraIO(CameraState(name, CameraPipeline(engine), stats,
-                                          lambda: self._params.current))
+            pipeline = CameraPipeline(engine)
+            camera = CameraIO(CameraState(name, pipeline, stats, lambda: self._params.current))
+            absent = pipeline.absent_outputs()
             camera.outputs = {
                 output.key: self.create_lifecycle_publisher(
                     MSG_TYPES[output.kind], camera.topic(output.name), out_qos,
                     event_callbacks=events, qos_overriding_options=OVERRIDABLE)
-                for output in OUTPUTS if not (metric and output.key == "relative")}
+                for output in OUTPUTS if output.key not in absent}
             self._cameras.append(camera)
         self._pub_diagnostics = self.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
         self._timer = self.create_timer(p.diagnostics_period, self._tick)
@@ -202,7 +205,7 @@ class DepthNode(LifecycleNode):
     def _stop_runner(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
-            runner.stop(WORKER_JOIN_S)
+            self._lingering += runner.stop(WORKER_JOIN_S)
 
     def _stop_fatally(self, reason: str) -> None:
         """Stop like a start-up fault: the runner found the model cannot run on the device."""
@@ -309,6 +312,11 @@ class DepthNode(LifecycleNode):
 
     def destroy_node(self) -> None:
         self._stop_runner()
+        # A lane still inside the network (a Large model's frame takes seconds) must leave
+        # OpenVINO before Python finalizes the process under it, which crashes (SIGSEGV):
+        # so the exit waits for that one call. Its frame goes nowhere.
+        for thread in self._lingering:
+            thread.join()
         super().destroy_node()
 
 

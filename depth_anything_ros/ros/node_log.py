@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from depth_anything_ros.inference.engine import DepthEngine
+from depth_anything_ros.inference.metadata import RELATIVE_INVERSE_DEPTH
 from depth_anything_ros.pipeline.camera_state import CameraState
 from depth_anything_ros.pipeline.parameters import NodeParams
 from depth_anything_ros.pipeline.runner import Level
@@ -64,8 +65,9 @@ def log_configuration(node: Any, engine: DepthEngine, p: NodeParams,
     inputs = "; ".join(f"{node.resolve_topic_name(topic(image_topic))} + "
                        f"{node.resolve_topic_name(topic(TOPIC_CAMERA_INFO))}"
                        for topic in topics)
+    model = meta.model_name or meta.encoder  # DA3 IRs name their model, V2 ones the encoder
     logger.info(
-        f"{meta.encoder} {meta.depth_type} model {engine.model_path.name} "
+        f"{model} {meta.depth_type} model {engine.model_path.name} "
         f"({engine.model_choice}), network {net_h}x{net_w}, on {engine.device_name}; "
         f"input {inputs}")
     if p.scale_source != "none":
@@ -80,7 +82,8 @@ def log_configuration(node: Any, engine: DepthEngine, p: NodeParams,
                       "; tf2_ros is not installed: clouds placed with reference_extrinsic")
         logger.info(f"metric scale aligned {where}{placed}")
     elif not meta.is_metric:
+        kind = "inverse depth" if meta.depth_meaning == RELATIVE_INVERSE_DEPTH else "depth"
         logger.info(
-            "relative model: outputs are inverse depth, not metres; publishing "
+            f"relative model: outputs are relative {kind}, not metres; publishing "
             f"{TOPIC_RELATIVE} and {TOPIC_COLORIZED}. Set relative_scale > 0 to also publish "
             f"{TOPIC_DEPTH} and {TOPIC_POINTS}.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from depth_anything_ros.pipeline.camera import FrameOutputs, Wanted
+from depth_anything_ros.pipeline.camera import FrameOutputs, Wanted, wanted_outputs
 from depth_anything_ros.pipeline.camera_state import CameraState
 from depth_anything_ros.pipeline.outputs import (IMAGE_KINDS, KIND_CAMERA_INFO, Output,
                                                  OUTPUTS)
@@ -31,11 +31,7 @@ class PublisherSink:
         io = self._io[camera]
         if io.outputs is None:
             return NOTHING
-        metres = camera.pipeline.has_metres(p)
-        return Wanted(depth=metres and io.subscribed("depth"),
-                      points=metres and io.subscribed("points"),
-                      colorized=io.subscribed("colorized"), relative=io.subscribed("relative"),
-                      camera_info=io.subscribed("camera_info"))
+        return wanted_outputs(camera.pipeline, p, io.subscribed)
 
     def emit(self, camera: CameraState, frame: Frame, out: FrameOutputs) -> None:
         io = self._io[camera]

@@ -1,0 +1,165 @@
+"""The installed node with Depth Anything 3 IRs, over real rclpy, against the infer CLI.
+
+Metric-Large (the session's one Large export, 378x504) is fed upstream's golden scene with
+its camera: metres follow the CameraInfo's focal length and the sky is +Inf. DA3-Small
+(140x182) publishes its confidence, and its cloud loses exactly the least confident share.
+The CLI runs the same pipeline on the same frame and intrinsics, so the node must match it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import signal
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from ros_harness import Client, cloud_arrays, image_array, private_domain_id, start_node
+from scenes import scene
+from test_node_ros import Camera, complete_stamp
+
+TIMEOUT_S = 180.0                  # a Large model's first compile and frame on 2 cores
+GOLDEN_K = (500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0)   # the golden's camera
+SMALL_K = (140.0, 0.0, 79.5, 0.0, 140.0, 59.5, 0.0, 0.0, 1.0)
+
+
+def image_msg(bgr: np.ndarray) -> Image:
+    height, width = bgr.shape[:2]
+    return Image(height=height, width=width, encoding="bgr8", step=width * 3,
+                 data=bgr.tobytes())
+
+
+def info_msg(shape: tuple[int, ...], k: tuple[float, ...]) -> CameraInfo:
+    return CameraInfo(height=shape[0], width=shape[1], k=k, distortion_model="plumb_bob",
+                      d=[0.0] * 5, r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
+
+
+def cli(tmp_path: Path, ir: Path, bgr: np.ndarray, k: tuple[float, ...],
+        *outputs: str) -> dict[str, np.ndarray]:
+    """Run depth_anything_infer on ``bgr`` with intrinsics ``k``; return the named .npy files."""
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), bgr)
+    paths = {name: tmp_path / f"{name}.npy" for name in outputs}
+    args = [f"--{name}-npy" for name in outputs]
+    command = [sys.executable, "-m", "depth_anything_ros.cli.infer", "--model", str(ir),
+               "--image", str(image), "--fx", str(k[0]), "--fy", str(k[4]),
+               "--cx", str(k[2]), "--cy", str(k[5])]
+    for flag, path in zip(args, paths.values()):
+        command += [flag, str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return {name: np.load(path) for name, path in paths.items()}
+
+
+def frame(client: Client, camera: Camera, bgr: np.ndarray, k: tuple[float, ...],
+          topics: list[str]) -> dict[str, object]:
+    """Publish ``bgr`` with ``k`` until a frame comes back on every topic; its messages."""
+    after = len(camera.sent)
+
+    def answered() -> bool:
+        return complete_stamp(client, topics, camera.sent[after:]) is not None
+
+    assert client.spin_until(answered, TIMEOUT_S, period_s=0.5, tick=lambda: camera.publish(
+        image_msg(bgr), info_msg(bgr.shape, k))), f"no frame on all of {topics}"
+    key = complete_stamp(client, topics, camera.sent[after:])
+    return {topic: client.received[topic][key] for topic in topics}
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = Client(private_domain_id(), name="da3_test_client")
+    yield c
+    c.close()
+
+
+def _node(ros_workspace, tmp_path_factory, name: str, args: list[str]):
+    root, env = ros_workspace
+    log_dir = tmp_path_factory.mktemp(name)
+    proc = start_node(env, root, log_dir, private_domain_id(),
+                      [*args, "-p", f"cache_dir:={log_dir / 'ov_cache'}"])
+    yield proc
+    proc.stop(signal.SIGKILL, 5.0)
+
+
+@pytest.fixture(scope="module")
+def metric_node(ros_workspace, tmp_path_factory, da3_metric_ir):
+    yield from _node(ros_workspace, tmp_path_factory, "da3_metric_node", [
+        "-r", "__ns:=/da3m", "-p", f"model_path:={da3_metric_ir}",
+        # The synthetic weights' depth is rough: the flying-pixel filter would thin the cloud
+        # this test reads the sky from (it has tests of its own).
+        "-p", "flying_pixel_filter:=false", "-p", "cloud_max_range:=1000.0"])
+
+
+@pytest.fixture(scope="module")
+def small_node(ros_workspace, tmp_path_factory, da3_small_ir):
+    yield from _node(ros_workspace, tmp_path_factory, "da3_small_node", [
+        "-r", "__ns:=/da3s", "-p", f"model_path:={da3_small_ir}", "-p", "relative_scale:=1.0",
+        "-p", "flying_pixel_filter:=false", "-p", "cloud_max_range:=1000.0",
+        "-p", "confidence_drop_fraction:=0.0"])
+
+
+METRIC_TOPICS = ["/da3m/depth/image", "/da3m/depth/points", "/da3m/depth/colorized"]
+
+
+def test_metric_depth_follows_the_focal_length_and_sky_is_infinite(
+        metric_node, client, da3_golden, da3_metric_ir, tmp_path):
+    bgr = da3_golden("da3metric-large")["input_bgr"]
+    for topic, msg_type in zip(METRIC_TOPICS, (Image, PointCloud2, Image)):
+        client.record(msg_type, topic)
+    camera = Camera(client, "/da3m")
+    got = frame(client, camera, bgr, GOLDEN_K, METRIC_TOPICS)
+    depth = image_array(got["/da3m/depth/image"])
+    sky = np.isposinf(depth)
+    # Upstream's forward marks 39.9 % of this scene as sky (sky >= 0.3).
+    assert 0.3 < sky.mean() < 0.5, sky.mean()
+    assert np.all(np.isfinite(depth[~sky])) and depth[~sky].min() > 0
+    xyz, _ = cloud_arrays(got["/da3m/depth/points"])
+    assert np.all(np.isnan(xyz[sky])) and np.all(np.isfinite(xyz[~sky]))
+    assert np.all(image_array(got["/da3m/depth/colorized"])[sky] == 0)
+
+    # The same frame through the CLI with the same intrinsics: the same image.
+    expected = cli(tmp_path, da3_metric_ir, bgr, GOLDEN_K, "depth")["depth"]
+    np.testing.assert_array_equal(np.isposinf(expected), sky)
+    np.testing.assert_allclose(depth[~sky], expected[~sky], rtol=1e-4)
+
+    doubled = tuple(v * 2 if i in (0, 4) else v for i, v in enumerate(GOLDEN_K))
+    again = image_array(frame(client, camera, bgr, doubled, METRIC_TOPICS)["/da3m/depth/image"])
+    np.testing.assert_array_equal(np.isposinf(again), sky)
+    ratio = again[~sky] / depth[~sky]
+    assert abs(float(np.median(ratio)) - 2.0) <= 0.02 and np.all(np.abs(ratio - 2.0) <= 0.02)
+    rc, _ = metric_node.stop(signal.SIGINT, 10.0)
+    assert rc == 0, metric_node.output()
+
+
+SMALL_TOPICS = ["/da3s/depth/confidence", "/da3s/depth/points"]
+
+
+def test_small_publishes_its_confidence_and_the_cloud_drops_the_least_confident(
+        small_node, client, da3_small_ir, tmp_path):
+    bgr = scene(4, 120, 160)
+    for topic, msg_type in zip(SMALL_TOPICS, (Image, PointCloud2)):
+        client.record(msg_type, topic)
+    camera = Camera(client, "/da3s")
+    got = frame(client, camera, bgr, SMALL_K, SMALL_TOPICS)
+    confidence = image_array(got["/da3s/depth/confidence"])
+    assert confidence.shape == (120, 160) and confidence.min() > 1.0  # exp + 1
+    expected = cli(tmp_path, da3_small_ir, bgr, SMALL_K, "confidence")["confidence"]
+    np.testing.assert_allclose(confidence, expected, rtol=1e-5)
+    full, _ = cloud_arrays(got["/da3s/depth/points"])
+    finite = np.isfinite(full[..., 2])
+    assert finite.mean() > 0.9
+
+    [result] = client.set_parameters("/da3s/depth_anything", confidence_drop_fraction=0.4)
+    assert result.successful, result.reason
+    camera.sent.clear()
+    masked, _ = cloud_arrays(frame(client, camera, bgr, SMALL_K,
+                                   SMALL_TOPICS)["/da3s/depth/points"])
+    kept = np.isfinite(masked[..., 2])
+    dropped = finite & ~kept
+    assert abs(dropped.sum() / finite.sum() - 0.4) <= 0.01
+    assert not (kept & ~finite).any()
+    assert confidence[dropped].max() <= confidence[kept].min()   # the least confident went
