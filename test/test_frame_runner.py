@@ -19,6 +19,7 @@ from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from depth_anything_ros.pipeline.camera import CameraPipeline, FrameOutputs, Wanted
 from depth_anything_ros.pipeline.camera_state import CameraState
 from depth_anything_ros.pipeline.notes import REJECTION_KINDS
+from depth_anything_ros.pipeline.outputs import OUTPUT_KEYS
 from depth_anything_ros.pipeline.parameters import NodeParams
 from depth_anything_ros.pipeline.runner import (Frame, FrameRunner, lane_count, Level,
                                                 MAX_IN_FLIGHT, MAX_LANES, Policy)
@@ -98,8 +99,10 @@ class GatedEngine:
     def wait_left(self, frame: int) -> None:
         assert self._event(self._left, frame).wait(WAIT_S), f"frame {frame} never finished"
 
-    def infer(self, image: np.ndarray, order: str = "bgr",
-              output_size: Optional[tuple[int, int]] = None, lane: int = 0) -> np.ndarray:
+    def infer_all(self, image: np.ndarray, order: str = "bgr",
+                  output_size: Optional[tuple[int, int]] = None,
+                  lane: int = 0) -> dict[str, np.ndarray]:
+        """Run the network as ``CameraPipeline.infer`` does, once the frame may go."""
         frame = frame_number(image)
         with self._lock:
             self.lanes_used.add(lane)
@@ -108,7 +111,7 @@ class GatedEngine:
         if gate is not None and not gate.wait(WAIT_S):
             raise TimeoutError(f"frame {frame} was never released")
         try:
-            return self._engine.infer(image, order, output_size, lane)
+            return self._engine.infer_all(image, order, output_size, lane)
         finally:
             self._event(self._left, frame).set()
 
@@ -399,8 +402,7 @@ def test_a_frame_nothing_is_wanted_for_is_skipped_not_inferred(gated, small_metr
                                                                reference_engine):
     engine = gated(reference_engine(small_metric_ir))
     camera = make_camera("", engine)
-    nothing = Wanted(depth=False, points=False, colorized=False, relative=False,
-                     camera_info=False)
+    nothing = Wanted(**dict.fromkeys(OUTPUT_KEYS, False))
     runner = FrameRunner([camera], RecordingSink(nothing), RecordingReporter(),
                          Policy.RECORDED, workers=1)
     runner.run(lambda: feed(runner, camera, 1))
