@@ -1,5 +1,10 @@
 """Session fixtures: the reference data, a synthetic checkpoint and IRs exported from it.
 
+Also the test harness's fixtures: ``ros_workspace`` (the package built once with colcon),
+``launch_node`` (the installed node started from that build) and ``reference_engine`` (the
+standalone engine outputs are compared with); the rest of the harness is in ros_harness.py,
+ros_camera.py and ros_diagnostics.py.
+
 The reference folder (``official_keys.json`` and the upstream golden outputs) is
 test/reference, or ``$DEPTH_ANYTHING_REFERENCE`` when set. The synthetic checkpoint always
 comes from the project's own generator, test/reference/synthetic_checkpoint.py.
@@ -11,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+import signal
 import warnings
 
 import numpy as np
@@ -145,3 +151,47 @@ def ros_workspace(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
     root = tmp_path_factory.mktemp("colcon_ws")
     return root, colcon_build(REPO, root)
+
+
+@pytest.fixture(scope="session")
+def launch_node(ros_workspace, tmp_path_factory):
+    """Return ``launch(name, ros_args, extra_env=None)``: the installed node, started.
+
+    Each node writes its output and compiled-model cache to a fresh temp folder named
+    ``name``. A test stops its nodes itself; any still running at the end of the session
+    are killed here, so none outlives the run.
+    """
+    from ros_harness import NodeProcess, start_node
+
+    started: list[NodeProcess] = []
+
+    def launch(name: str, ros_args: list[str],
+               extra_env: dict[str, str] | None = None) -> NodeProcess:
+        started.append(start_node(ros_workspace, tmp_path_factory.mktemp(name), ros_args,
+                                  extra_env))
+        return started[-1]
+
+    yield launch
+    for proc in started:
+        proc.stop(signal.SIGKILL, 5.0)
+
+
+@pytest.fixture(scope="session")
+def reference_engine():
+    """Return ``engine(ir, precision="f32")``: the standalone engine outputs are checked against.
+
+    f32 (or ``precision``; "" is the device's default) and no compile cache. One engine
+    per IR and precision for the session, so each graph compiles once for every test.
+    """
+    from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
+
+    engines: dict[tuple[Path, str], DepthEngine] = {}
+
+    def engine(ir: Path, precision: str = "f32") -> DepthEngine:
+        key = (Path(ir), precision)
+        if key not in engines:
+            engines[key] = DepthEngine(EngineConfig(str(ir), inference_precision=precision,
+                                                    cache_dir="none"))
+        return engines[key]
+
+    return engine

@@ -1,9 +1,14 @@
-"""Helpers for tests that run the installed node as a separate process.
+"""The node under test and the test's own ROS node, for every ROS test.
 
-The node is built with colcon into a temporary workspace and started from its install
-tree exactly as ``ros2 run`` would, so packaging mistakes (entry point, data files,
-setup.cfg script dir) fail the test. The test side is an ordinary rclpy node in its
-own Context on a test-private ROS_DOMAIN_ID.
+The node runs as the installed console script, built with colcon into a temporary
+workspace and started from its install tree exactly as ``ros2 run`` would (so packaging
+mistakes, such as the entry point, data files or setup.cfg's script dir, fail the test),
+or in this process with a replaceable engine (``node_in_process``) where only its
+behaviour is under test. The test side (``Client``) is an ordinary rclpy node in its own
+Context on a test-private ROS_DOMAIN_ID. The rest of the harness: camera publishers in
+ros_camera.py, the /diagnostics reader in ros_diagnostics.py, and conftest's fixtures
+``launch_node`` (a node from the session's build) and ``reference_engine`` (the standalone
+engine outputs are compared with).
 """
 
 from __future__ import annotations
@@ -101,6 +106,14 @@ class NodeProcess:
         return ((self.log_dir / "stdout.txt").read_text(errors="replace")
                 + (self.log_dir / "stderr.txt").read_text(errors="replace"))
 
+    def error_lines(self) -> list[str]:
+        """Return the lines of its output that say ``error:``: a fault must give exactly one."""
+        return [line for line in self.output().splitlines() if "error:" in line]
+
+    def assert_running(self) -> None:
+        assert self.popen.poll() is None, \
+            f"node exited with {self.popen.returncode}:\n{self.output()}"
+
     def wait(self, timeout_s: float) -> Optional[int]:
         try:
             return self.popen.wait(timeout_s)
@@ -124,13 +137,32 @@ class NodeProcess:
         self._err.close()
         return rc, elapsed
 
+    def stop_cleanly(self, sig: int = signal.SIGINT, timeout_s: float = 10.0) -> float:
+        """Send ``sig``; assert the node exits 0 without a traceback; return how long it took."""
+        rc, elapsed = self.stop(sig, timeout_s)
+        output = self.output()
+        assert rc == 0, output
+        assert "Traceback" not in output, output
+        return elapsed
 
-def start_node(install_env: dict[str, str], workspace: Path, log_dir: Path, domain_id: int,
-               ros_args: list[str]) -> NodeProcess:
-    executable = workspace / "install" / PACKAGE / "lib" / PACKAGE / EXECUTABLE
-    env = dict(install_env, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1",
-               RCUTILS_COLORIZED_OUTPUT="0")
-    return NodeProcess([str(executable), "--ros-args", *ros_args], env, log_dir)
+
+# A colcon workspace's root and the environment of its install/setup.bash.
+Workspace = tuple[Path, dict[str, str]]
+
+
+def start_node(workspace: Workspace, log_dir: Path, ros_args: list[str],
+               extra_env: Optional[dict[str, str]] = None) -> NodeProcess:
+    """Start the installed node on this run's private domain, as ``ros2 run`` would.
+
+    Its output and its compiled-model cache (``cache_dir``) go to ``log_dir``, so no test
+    reads a cache another test wrote. ``extra_env`` adds variables to its environment.
+    """
+    root, env = workspace
+    executable = root / "install" / PACKAGE / "lib" / PACKAGE / EXECUTABLE
+    env = dict(env, **(extra_env or {}), ROS_DOMAIN_ID=str(private_domain_id()),
+               PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
+    return NodeProcess([str(executable), "--ros-args", *ros_args,
+                        "-p", f"cache_dir:={log_dir / 'ov_cache'}"], env, log_dir)
 
 
 def stamp_key(header: Any) -> tuple[int, int]:
@@ -140,9 +172,9 @@ def stamp_key(header: Any) -> tuple[int, int]:
 class Client:
     """A test node that publishes inputs, records outputs by stamp and sets parameters."""
 
-    def __init__(self, domain_id: int, name: str = "depth_test_client") -> None:
+    def __init__(self, name: str = "depth_test_client") -> None:
         self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
+        rclpy.init(context=self.context, domain_id=private_domain_id())
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -160,10 +192,10 @@ class Client:
             msg_type, topic, lambda msg: store.__setitem__(stamp_key(msg.header), msg),
             QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
 
-    def publisher(self, msg_type: type, topic: str, reliable: bool):
+    def publisher(self, msg_type: type, topic: str, reliable: bool, depth: int = 5):
         reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
         return self.node.create_publisher(msg_type, topic,
-                                          QoSProfile(depth=5, reliability=reliability))
+                                          QoSProfile(depth=depth, reliability=reliability))
 
     def now(self):
         return self.node.get_clock().now().to_msg()

@@ -1,4 +1,8 @@
-"""Synthetic camera scenes (floor, wall, boxes, texture) for calibration and node tests."""
+"""Synthetic camera scenes for calibration and node tests.
+
+``scene``: an indoor-like room (floor, wall, boxes, texture). ``noise_scene``: random
+colours over a gradient, where an image or cloud off by one pixel shows.
+"""
 
 from __future__ import annotations
 
@@ -21,3 +25,15 @@ def scene(seed: int, height: int = 480, width: int = 640) -> np.ndarray:
         cv2.rectangle(image, (x0, y0), (x1, y1), rng.uniform(0, 255, 3).tolist(), -1)
     image += rng.normal(0, 6, image.shape).astype(np.float32)
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def noise_scene(seed: int, height: int, width: int) -> np.ndarray:
+    """Make a BGR u8 image of random colours, with a left-right gradient in channel seed % 3.
+
+    The depth it gives is not constant, and neighbouring pixels have unrelated colours, so
+    a cloud or image shifted by one pixel shows.
+    """
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    image[..., seed % 3] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
+    return image

@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
-from ros_harness import Client, image_array, install_env, private_domain_id, start_node
-from test_node_ros import Camera, SCENE, wait_for_outputs
+from ros_camera import Camera, SCENE, wait_for_outputs
+from ros_harness import Client, image_array, install_env, start_node
 
 WORKSPACE_ENV = "DEPTH_ANYTHING_APT_WORKSPACE"
 UBUNTU_NUMPY, UBUNTU_OPENCV = "1.26.4", "4.6.0"
@@ -45,24 +44,24 @@ def test_numpy_and_opencv_are_still_the_systems():
     assert "openvino" in installed  # the one thing apt lacks
 
 
-def test_the_scripts_node_publishes_depth(tmp_path, small_metric_ir):
+def test_the_scripts_node_publishes_depth(tmp_path, small_metric_ir, reference_engine):
     workspace = Path(os.environ[WORKSPACE_ENV])
     env = install_env(workspace, dict(os.environ))
     executable = (workspace / "install" / "depth_anything_ros" / "lib" / "depth_anything_ros"
                   / "depth_anything_node")
     # colcon ran from the venv, so the node starts with the venv's Python and finds OpenVINO.
     assert executable.read_text().splitlines()[0] == f"#!{sys.executable}"
-    proc = start_node(env, workspace, tmp_path / "log", private_domain_id(), [
+    proc = start_node((workspace, env), tmp_path / "log", [
         "-r", "__ns:=/apt", "-p", f"model_path:={small_metric_ir}",
-        "-p", "flying_pixel_filter:=false", "-p", f"cache_dir:={tmp_path / 'ov_cache'}"])
-    client = Client(private_domain_id(), name="apt_test_client")
+        "-p", "flying_pixel_filter:=false"])
+    client = Client(name="apt_test_client")
     try:
         client.record(Image, "/apt/depth/image")
         camera = Camera(client, "/apt")
         key = wait_for_outputs(client, camera, ["/apt/depth/image"])
         depth = image_array(client.received["/apt/depth/image"][key])
-        engine = DepthEngine(EngineConfig(str(small_metric_ir), cache_dir="none"))
-        expected = engine.infer(SCENE)
+        # The device's default precision, as the node runs.
+        expected = reference_engine(small_metric_ir, "").infer(SCENE)
         np.testing.assert_allclose(depth, expected, rtol=1e-4, atol=1e-5)
         rc, _ = proc.stop(signal.SIGINT, 10.0)
         assert rc == 0, proc.output()

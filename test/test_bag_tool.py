@@ -116,11 +116,11 @@ def test_outputs_have_the_topics_counts_headers_and_bag_timestamps_of_the_inputs
     assert f"{FRONT}: {FRAMES} of {FRAMES} frames" in stdout
 
 
-def test_depth_is_the_engine_at_f32_on_the_same_decoded_frames(processed, small_metric_ir):
+def test_depth_is_the_engine_at_f32_on_the_same_decoded_frames(processed, small_metric_ir,
+                                                               reference_engine):
     _, bag_in, bag_out, _ = processed
     inputs, outputs = read_bag(bag_in), read_bag(bag_out)
-    engine = DepthEngine(EngineConfig(str(small_metric_ir), inference_precision="f32",
-                                      cache_dir="none"))
+    engine = reference_engine(small_metric_ir)
     for camera, topic, decode in (("front", FRONT, image_to_array),
                                   ("rear", REAR, compressed_to_array)):
         for (_, _, source), (_, _, depth) in zip(inputs[topic],
@@ -384,14 +384,13 @@ def test_a_signal_leaves_a_closed_bag_with_the_complete_frames_it_reports(
 
 
 def test_recorded_depth_references_align_a_relative_model(small_relative_ir, tmp_path, capsys,
-                                                          cache_dir):
+                                                          cache_dir, reference_engine):
     """A recorded ToF-like reference/depth beside the camera: the node's alignment runs.
 
     The reference is made from the model's own output by a known map, so each written
     depth/image must be 1 / (s * output + t) for its frame.
     """
-    engine = DepthEngine(EngineConfig(str(small_relative_ir), inference_precision="f32",
-                                      cache_dir="none"))
+    engine = reference_engine(small_relative_ir)
     scale, shift = 0.25, 0.03
     rng = np.random.default_rng(4)
     truths = {}

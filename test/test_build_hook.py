@@ -176,7 +176,7 @@ def test_colcon_build_exports_listed_models_and_node_finds_them(synthetic_checkp
     colcon build with DEPTH_ANYTHING_MODELS, a rebuild that skips the export, and the
     installed node starting on the default model_path.
     """
-    from ros_harness import colcon_build, private_domain_id, start_node
+    from ros_harness import colcon_build, start_node
 
     repo = Path(__file__).resolve().parents[1]
     checkpoints = tmp_path / "ck"
@@ -194,8 +194,7 @@ def test_colcon_build_exports_listed_models_and_node_finds_them(synthetic_checkp
     colcon_build(repo, workspace, build_env=build_env)
     assert xml.stat().st_mtime_ns == stamp, "rebuild re-exported an up-to-date model"
 
-    node = start_node(env, workspace, tmp_path / "log", private_domain_id(),
-                      ["-p", f"cache_dir:={tmp_path / 'cache'}"])
+    node = start_node((workspace, env), tmp_path / "log", [])
     try:
         deadline = time.monotonic() + 60
         while "vits metric model" not in node.output() and time.monotonic() < deadline:

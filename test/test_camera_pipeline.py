@@ -14,7 +14,7 @@ import pytest
 
 from depth_anything_ros.geometry.calibration import CameraCalibration
 from depth_anything_ros.geometry.intrinsics import Intrinsics
-from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
+from depth_anything_ros.inference.engine import DepthEngine
 from depth_anything_ros.pipeline.camera import CameraPipeline, FrameOutputs, Wanted
 from depth_anything_ros.pipeline.messages.image_input import DecodedImage
 from depth_anything_ros.pipeline.notes import (REJECT_CAMERA_INFO_INVALID,
@@ -36,18 +36,14 @@ def process(pipeline: CameraPipeline, image: DecodedImage, stamp: int, p: NodePa
     return pipeline.finish(pipeline.infer(image, stamp, p), stamp, p, wanted)
 
 
-def engine(ir) -> DepthEngine:
-    return DepthEngine(EngineConfig(str(ir), inference_precision="f32", cache_dir="none"))
+@pytest.fixture(scope="module")
+def metric_engine(small_metric_ir, reference_engine) -> DepthEngine:
+    return reference_engine(small_metric_ir)
 
 
 @pytest.fixture(scope="module")
-def metric_engine(small_metric_ir) -> DepthEngine:
-    return engine(small_metric_ir)
-
-
-@pytest.fixture(scope="module")
-def relative_engine(small_relative_ir) -> DepthEngine:
-    return engine(small_relative_ir)
+def relative_engine(small_relative_ir, reference_engine) -> DepthEngine:
+    return reference_engine(small_relative_ir)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,10 @@ import cv2
 import numpy as np
 import yaml
 
-from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
 from scenes import scene
 
 
-def test_cli_writes_depth_colour_and_cloud(small_metric_ir, tmp_path):
+def test_cli_writes_depth_colour_and_cloud(small_metric_ir, tmp_path, reference_engine):
     image = scene(3, 120, 160)
     cv2.imwrite(str(tmp_path / "in.png"), image)
     out = {name: tmp_path / name for name in ("depth.npy", "depth.png", "cloud.ply")}
@@ -25,8 +24,7 @@ def test_cli_writes_depth_colour_and_cloud(small_metric_ir, tmp_path):
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     depth = np.load(out["depth.npy"])
-    expected = DepthEngine(EngineConfig(str(small_metric_ir), inference_precision="f32",
-                                        cache_dir="none")).infer(image)
+    expected = reference_engine(small_metric_ir).infer(image)
     assert depth.shape == (120, 160) and depth.dtype == np.float32
     np.testing.assert_allclose(depth, expected, rtol=1e-5)
     assert cv2.imread(str(out["depth.png"])).shape == (120, 160, 3)
@@ -48,7 +46,7 @@ def test_cli_reports_missing_model(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_cli_rectifies_a_camera_calibration_yaml(small_metric_ir, tmp_path):
+def test_cli_rectifies_a_camera_calibration_yaml(small_metric_ir, tmp_path, reference_engine):
     """An ost.yaml as camera_calibration writes it: the CLI rectifies like the node."""
     image = scene(4, 120, 160)
     cv2.imwrite(str(tmp_path / "in.png"), image)
@@ -71,8 +69,7 @@ def test_cli_rectifies_a_camera_calibration_yaml(small_metric_ir, tmp_path):
     map1, map2 = cv2.initUndistortRectifyMap(
         np.reshape(k, (3, 3)), np.array(d), np.eye(3), np.reshape(p, (3, 4))[:, :3],
         (160, 120), cv2.CV_32FC1)
-    expected = DepthEngine(EngineConfig(str(small_metric_ir), inference_precision="f32",
-                                        cache_dir="none")).infer(
+    expected = reference_engine(small_metric_ir).infer(
         cv2.remap(image, map1, map2, cv2.INTER_LINEAR))
     depth = np.load(tmp_path / "depth.npy")
     assert np.median(np.abs(depth - expected) / expected) < 0.01
@@ -86,7 +83,8 @@ def test_cli_rectifies_a_camera_calibration_yaml(small_metric_ir, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_cli_aligns_a_relative_model_to_a_reference_depth(small_relative_ir, tmp_path):
+def test_cli_aligns_a_relative_model_to_a_reference_depth(small_relative_ir, tmp_path,
+                                                          reference_engine):
     """A 16-bit PNG in millimetres made from the model's own output by a known map.
 
     The CLI must print that map and write depth = 1 / (s * output + t); a .npy reference
@@ -94,8 +92,7 @@ def test_cli_aligns_a_relative_model_to_a_reference_depth(small_relative_ir, tmp
     """
     image = scene(6, 120, 160)
     cv2.imwrite(str(tmp_path / "in.png"), image)
-    relative = DepthEngine(EngineConfig(str(small_relative_ir), inference_precision="f32",
-                                        cache_dir="none")).infer(image).astype(np.float64)
+    relative = reference_engine(small_relative_ir).infer(image).astype(np.float64)
     scale, shift = 0.3, 0.04
     truth = 1.0 / (scale * relative + shift)
     chosen = np.random.default_rng(2).random(truth.shape) < 0.05

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import signal
 
-from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 
 from depth_anything_ros.geometry.reference import REFERENCE_ASPECT, REFERENCE_EMPTY
 from depth_anything_ros.pipeline.notes import REJECT_REFERENCE_ENCODING
 from depth_anything_ros.ros import diagnostics as diag
-from ros_harness import Client, image_array, private_domain_id, stamp_key, start_node
+from ros_camera import Camera, pinhole_info, TIMEOUT_S
+from ros_diagnostics import DiagnosticsReader, status_name
+from ros_harness import Client, image_array
 from scenes import scene
 
 HEIGHT, WIDTH = 120, 160
 NS = "/aligned"
 IMAGE = scene(5, HEIGHT, WIDTH)
+K = (150.0, 0.0, 80.0, 0.0, 150.0, 60.0, 0.0, 0.0, 1.0)
+P = (150.0, 0.0, 80.0, 0.0, 0.0, 150.0, 60.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 SCALE, SHIFT = 0.2, 0.05          # metric inverse depth = SCALE * relative + SHIFT
 REFERENCE_FRACTION = 0.02         # sparse: 384 of 19200 pixels
-TIMEOUT_S = 60.0
 
 
 def _depth_msg(depth: np.ndarray, encoding: str = "32FC1") -> Image:
@@ -34,53 +36,34 @@ def _depth_msg(depth: np.ndarray, encoding: str = "32FC1") -> Image:
                  step=data.shape[1] * data.itemsize, data=data.tobytes())
 
 
-def _latest_values(client: Client) -> dict[str, str]:
-    name = f"{NS.strip('/')}/depth_anything: depth estimation"
-    for key in sorted(client.received.get("/diagnostics", {}), reverse=True):
-        for status in client.received["/diagnostics"][key].status:
-            if status.name == name:
-                return {kv.key: kv.value for kv in status.values}
-    return {}
-
-
 def test_relative_model_is_aligned_to_a_reference_made_from_its_own_output(
-        ros_workspace, tmp_path_factory, small_relative_ir):
-    root, env = ros_workspace
-    log_dir = tmp_path_factory.mktemp("aligned_node")
-    proc = start_node(env, root, log_dir, private_domain_id(), [
+        launch_node, small_relative_ir):
+    proc = launch_node("aligned_node", [
         "-r", f"__ns:={NS}", "-p", f"model_path:={small_relative_ir}",
-        "-p", "inference_precision:=f32", "-p", f"cache_dir:={log_dir / 'ov_cache'}",
-        "-p", "scale_source:=depth", "-p", "alignment_time_constant:=0.5",
-        "-p", "diagnostics_period:=0.5", "-p", "flying_pixel_filter:=false"])
-    client = Client(private_domain_id(), name="alignment_test_client")
+        "-p", "inference_precision:=f32", "-p", "scale_source:=depth",
+        "-p", "alignment_time_constant:=0.5", "-p", "diagnostics_period:=0.5",
+        "-p", "flying_pixel_filter:=false"])
+    client = Client(name="alignment_test_client")
     rng = np.random.default_rng(3)
     reference: dict[str, Image] = {}
-    sent: list[tuple[int, int]] = []
     try:
         for topic in ("depth/image", "depth/relative"):
             client.record(Image, f"{NS}/{topic}")
-        client.record(DiagnosticArray, "/diagnostics")
-        image_pub = client.publisher(Image, f"{NS}/image", reliable=True)
-        info_pub = client.publisher(CameraInfo, f"{NS}/camera_info", reliable=True)
+        diagnostics = DiagnosticsReader(client)
+        status = status_name(NS)
+        camera = Camera(client, NS, IMAGE, info=pinhole_info(HEIGHT, WIDTH, K, p=P),
+                        frame_id="camera_optical_frame")
+        sent = camera.sent
         reference_pub = client.publisher(Image, f"{NS}/reference/depth", reliable=True)
 
         def publish() -> None:
+            """Send a frame, and first (once there is one) the reference of its stamp."""
             stamp = client.now()
-            info = CameraInfo(height=HEIGHT, width=WIDTH,
-                              k=[150.0, 0, 80.0, 0, 150.0, 60.0, 0, 0, 1.0],
-                              p=[150.0, 0, 80.0, 0, 0, 150.0, 60.0, 0, 0, 0, 1.0, 0])
-            msg = Image(height=HEIGHT, width=WIDTH, encoding="bgr8", step=WIDTH * 3,
-                        data=IMAGE.tobytes())
-            messages = [info, msg]
             if "good" in reference:
-                messages.insert(0, reference["good"])
-            for m in messages:
-                m.header.stamp, m.header.frame_id = stamp, "camera_optical_frame"
-            if "good" in reference:
-                reference_pub.publish(reference["good"])
-            info_pub.publish(info)
-            image_pub.publish(msg)
-            sent.append(stamp_key(msg.header))
+                good = reference["good"]
+                good.header.stamp, good.header.frame_id = stamp, camera.frame_id
+                reference_pub.publish(good)
+            camera.publish(stamp=stamp)
 
         relative_topic = f"{NS}/depth/relative"
         assert client.spin_until(lambda: client.received[relative_topic], TIMEOUT_S,
@@ -116,16 +99,16 @@ def test_relative_model_is_aligned_to_a_reference_made_from_its_own_output(
         before_bad = len(sent)
 
         def counted() -> bool:
-            values = _latest_values(client)
+            values = diagnostics.values(status)
             return all(int(values.get(diag.rejected_key(kind), 0)) >= 1 for kind in bad)
 
         assert client.spin_until(lambda: counted() and aligned_after(before_bad + 2), TIMEOUT_S,
-                                 tick=publish, period_s=0.2), (_latest_values(client),
+                                 tick=publish, period_s=0.2), (diagnostics.values(status),
                                                                proc.output())
         key = next(k for k in reversed(sent) if k in client.received[f"{NS}/depth/image"])
         depth = image_array(client.received[f"{NS}/depth/image"][key])
         assert np.median(np.abs(depth / expected - 1.0)) <= 0.01
-        values = _latest_values(client)
+        values = diagnostics.values(status)
         assert values["scale source"] == "depth"
         assert int(values["alignment inliers"]) >= 0.9 * chosen.sum()
         assert float(values["alignment residual"]) <= 0.01
@@ -133,10 +116,8 @@ def test_relative_model_is_aligned_to_a_reference_made_from_its_own_output(
         # The fitted map, in raw output units, is the one the reference was made with.
         assert abs(float(values["alignment scale"]) / SCALE - 1.0) <= 0.02
         assert abs(float(values["alignment shift"]) - SHIFT) <= 0.02 * SHIFT + 0.002
+        proc.stop_cleanly(signal.SIGINT)
+        assert "metric scale aligned from /aligned/reference/depth" in proc.output()
     finally:
         client.close()
-        code, _ = proc.stop(signal.SIGINT, 10.0)
-    output = proc.output()
-    assert code == 0, output
-    assert "Traceback" not in output
-    assert "metric scale aligned from /aligned/reference/depth" in output
+        proc.stop(signal.SIGKILL, 5.0)

@@ -16,26 +16,15 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import Image, PointCloud2
 
-from ros_harness import Client, cloud_arrays, image_array, private_domain_id, start_node
+from ros_camera import Camera, pinhole_info, wait_for_outputs
+from ros_harness import Client, cloud_arrays, image_array
 from scenes import scene
-from test_node_ros import Camera, complete_stamp
 
 TIMEOUT_S = 180.0                  # a Large model's first compile and frame on 2 cores
 GOLDEN_K = (500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0)   # the golden's camera
 SMALL_K = (140.0, 0.0, 79.5, 0.0, 140.0, 59.5, 0.0, 0.0, 1.0)
-
-
-def image_msg(bgr: np.ndarray) -> Image:
-    height, width = bgr.shape[:2]
-    return Image(height=height, width=width, encoding="bgr8", step=width * 3,
-                 data=bgr.tobytes())
-
-
-def info_msg(shape: tuple[int, ...], k: tuple[float, ...]) -> CameraInfo:
-    return CameraInfo(height=shape[0], width=shape[1], k=k, distortion_model="plumb_bob",
-                      d=[0.0] * 5, r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
 
 
 def cli(tmp_path: Path, ir: Path, bgr: np.ndarray, k: tuple[float, ...],
@@ -58,36 +47,28 @@ def cli(tmp_path: Path, ir: Path, bgr: np.ndarray, k: tuple[float, ...],
 def frame(client: Client, camera: Camera, bgr: np.ndarray, k: tuple[float, ...],
           topics: list[str]) -> dict[str, object]:
     """Publish ``bgr`` with ``k`` until a frame comes back on every topic; its messages."""
-    after = len(camera.sent)
-
-    def answered() -> bool:
-        return complete_stamp(client, topics, camera.sent[after:]) is not None
-
-    assert client.spin_until(answered, TIMEOUT_S, period_s=0.5, tick=lambda: camera.publish(
-        image_msg(bgr), info_msg(bgr.shape, k))), f"no frame on all of {topics}"
-    key = complete_stamp(client, topics, camera.sent[after:])
+    camera.pixels, camera.info = bgr, pinhole_info(*bgr.shape[:2], k)
+    key = wait_for_outputs(client, camera, topics, TIMEOUT_S, after=len(camera.sent),
+                           period_s=0.5)
     return {topic: client.received[topic][key] for topic in topics}
 
 
 @pytest.fixture(scope="module")
 def client():
-    c = Client(private_domain_id(), name="da3_test_client")
+    c = Client(name="da3_test_client")
     yield c
     c.close()
 
 
-def _node(ros_workspace, tmp_path_factory, name: str, args: list[str]):
-    root, env = ros_workspace
-    log_dir = tmp_path_factory.mktemp(name)
-    proc = start_node(env, root, log_dir, private_domain_id(),
-                      [*args, "-p", f"cache_dir:={log_dir / 'ov_cache'}"])
+def _node(launch_node, name: str, args: list[str]):
+    proc = launch_node(name, args)
     yield proc
     proc.stop(signal.SIGKILL, 5.0)
 
 
 @pytest.fixture(scope="module")
-def metric_node(ros_workspace, tmp_path_factory, da3_metric_ir):
-    yield from _node(ros_workspace, tmp_path_factory, "da3_metric_node", [
+def metric_node(launch_node, da3_metric_ir):
+    yield from _node(launch_node, "da3_metric_node", [
         "-r", "__ns:=/da3m", "-p", f"model_path:={da3_metric_ir}",
         # The synthetic weights' depth is rough: the flying-pixel filter would thin the cloud
         # this test reads the sky from (it has tests of its own).
@@ -95,8 +76,8 @@ def metric_node(ros_workspace, tmp_path_factory, da3_metric_ir):
 
 
 @pytest.fixture(scope="module")
-def small_node(ros_workspace, tmp_path_factory, da3_small_ir):
-    yield from _node(ros_workspace, tmp_path_factory, "da3_small_node", [
+def small_node(launch_node, da3_small_ir):
+    yield from _node(launch_node, "da3_small_node", [
         "-r", "__ns:=/da3s", "-p", f"model_path:={da3_small_ir}", "-p", "relative_scale:=1.0",
         "-p", "flying_pixel_filter:=false", "-p", "cloud_max_range:=1000.0",
         "-p", "confidence_drop_fraction:=0.0"])

@@ -34,10 +34,9 @@ from typing import Callable
 
 from builtin_interfaces.msg import Time
 import cv2
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from depth_anything_ros.geometry.calibration import calibration_fits
@@ -54,7 +53,9 @@ from depth_anything_ros.pipeline.notes import (REFERENCE_REJECTIONS, REJECT_CAME
 from depth_anything_ros.pipeline.stamp_order import RESTART_AFTER_S
 from depth_anything_ros.ros import diagnostics as diag
 from depth_anything_ros.ros.node_log import WARN_THROTTLE_S
-from ros_harness import Client, NodeProcess, private_domain_id, stamp_key, start_node
+from ros_camera import Camera, pinhole_info
+from ros_diagnostics import DiagnosticsReader, status_name
+from ros_harness import Client, NodeProcess, stamp_key
 
 SEED = 20240611
 MAX_PIXELS = 20_000
@@ -243,20 +244,15 @@ class Target:
     """Publishers into one node's namespace and what comes back from it."""
 
     def __init__(self, client: Client, namespace: str, compressed: bool,
-                 status_name: str | None = None) -> None:
+                 status: str | None = None) -> None:
         self.client = client
         self.namespace = namespace
         # The node's /diagnostics status for this camera.
-        self.status_name = status_name or f"{namespace.strip('/')}/depth_anything: depth estimation"
+        self.status_name = status or status_name(namespace)
         # Deep reliable history on our side: the writer keeps every sample until the
         # node's reader has it.
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
-                         reliability=ReliabilityPolicy.RELIABLE)
-        image_topic = f"{namespace}/image" + ("/compressed" if compressed else "")
-        self.image_pub = client.node.create_publisher(
-            CompressedImage if compressed else Image, image_topic, qos)
-        self.info_pub = client.node.create_publisher(CameraInfo, f"{namespace}/camera_info",
-                                                     qos)
+        self.camera = Camera(client, namespace, compressed=compressed,
+                             frame_id="fuzz_optical_frame", history=1000)
         self.outputs: dict[str, list] = {topic: [] for topic, _ in OUTPUTS}
         for topic, msg_type in OUTPUTS:
             client.node.create_subscription(
@@ -271,14 +267,12 @@ class Target:
         return self.clock_ns
 
     def send_image(self, msg, stamp_ns: int) -> None:
-        msg.header.stamp, msg.header.frame_id = ns_time(stamp_ns), "fuzz_optical_frame"
-        self.image_pub.publish(msg)
+        self.camera.send_image(msg, ns_time(stamp_ns))
         self.expected.images += 1
         self.expected.messages += 1
 
     def send_info(self, msg: CameraInfo, stamp_ns: int) -> None:
-        msg.header.stamp, msg.header.frame_id = ns_time(stamp_ns), "fuzz_optical_frame"
-        self.info_pub.publish(msg)
+        self.camera.send_info(msg, ns_time(stamp_ns))
         self.expected.messages += 1
 
     def reject(self, kind: str) -> None:
@@ -388,8 +382,8 @@ class Counters:
     rejected: dict[str, int]
 
     @classmethod
-    def of(cls, status: DiagnosticStatus) -> "Counters":
-        values = {kv.key: kv.value for kv in status.values}
+    def of(cls, values: dict[str, str]) -> "Counters":
+        """Read a camera's diagnostics status (its key-value pairs)."""
         return cls(*(int(values[key]) for key in (
             diag.KEY_RECEIVED, diag.KEY_PUBLISHED, diag.KEY_DROPPED, diag.KEY_SKIPPED,
             diag.KEY_FAILED, diag.KEY_STAMP_RESTARTS)),
@@ -411,82 +405,57 @@ class Counters:
                                  + self.image_rejections())
 
 
-class Diagnostics:
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.latest: dict[str, DiagnosticStatus] = {}
-        client.node.create_subscription(DiagnosticArray, "/diagnostics", self._got, 50)
-
-    def _got(self, array: DiagnosticArray) -> None:
-        for status in array.status:
-            self.latest[status.name] = status
-
-    def counters(self, status_name: str) -> Counters | None:
-        status = self.latest.get(status_name)
-        return None if status is None else Counters.of(status)
-
-    def wait(self, status_name: str, done, timeout_s: float = 20.0) -> Counters:
-        """Return the first report after now for which ``done(counters)`` holds."""
-        self.latest.pop(status_name, None)
-
-        def ready() -> bool:
-            found = self.counters(status_name)
-            return found is not None and done(found)
-
-        assert self.client.spin_until(ready, timeout_s), self.counters(status_name)
-        return self.counters(status_name)
+def wait_counters(diagnostics: DiagnosticsReader, name: str,
+                  done: Callable[[Counters], bool]) -> Counters:
+    """Return the counters of the first report after now for which ``done`` holds."""
+    return Counters.of(diagnostics.wait(name, lambda values: done(Counters.of(values))))
 
 
 @pytest.fixture(scope="module")
-def fuzz_nodes(ros_workspace, tmp_path_factory, small_metric_ir):
-    root, env = ros_workspace
+def fuzz_nodes(launch_node, small_metric_ir):
     procs: dict[str, NodeProcess] = {}
     for namespace, transport in ((RAW_NS, "raw"), (COMPRESSED_NS, "compressed")):
-        log_dir = tmp_path_factory.mktemp(namespace.strip("/"))
-        procs[namespace] = start_node(env, root, log_dir, private_domain_id(), [
+        procs[namespace] = launch_node(namespace.strip("/"), [
             "-r", f"__ns:={namespace}", "-p", f"model_path:={small_metric_ir}",
-            "-p", f"cache_dir:={log_dir / 'ov_cache'}", "-p", "input_qos:=reliable",
-            "-p", f"input_queue_depth:={QUEUE_DEPTH}",
+            "-p", "input_qos:=reliable", "-p", f"input_queue_depth:={QUEUE_DEPTH}",
             "-p", f"input_transport:={transport}", "-p", f"max_pixels:={MAX_PIXELS}",
             "-p", "diagnostics_period:=0.2"])
-    client = Client(private_domain_id(), "fuzz_client")
+    client = Client("fuzz_client")
     yield procs, client
     for proc in procs.values():
         proc.stop(signal.SIGKILL, 5.0)
     client.close()
 
 
-def warm_up(target: Target, diagnostics: Diagnostics, make_valid) -> Counters:
+def warm_up(target: Target, diagnostics: DiagnosticsReader, make_valid) -> Counters:
     """Send unstamped valid frames until one comes back on every output.
 
     All of the node's publishers have then matched ours. Then wait for the node to go idle;
     the counters then are the baseline the fuzz is measured from.
     """
     client = target.client
-    assert client.spin_until(lambda: target.image_pub.get_subscription_count() > 0
-                             and target.info_pub.get_subscription_count() > 0,
-                             STARTUP_TIMEOUT_S), f"{target.namespace} never subscribed"
+    assert client.spin_until(target.camera.connected, STARTUP_TIMEOUT_S), (
+        f"{target.namespace} never subscribed")
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not all(target.outputs.values()):
         assert time.monotonic() < deadline, {t: len(v) for t, v in target.outputs.items()}
         target.send_image(make_valid(), 0)
         client.spin_until(lambda: all(target.outputs.values()), 3.0)
-    base = diagnostics.wait(target.status_name,
-                            lambda c: c.received == target.expected.images and c.idle())
+    base = wait_counters(diagnostics, target.status_name,
+                         lambda c: c.received == target.expected.images and c.idle())
     for answers in target.outputs.values():
         answers.clear()
     target.expected = Expected()
     return base
 
 
-def check(target: Target, proc: NodeProcess, diagnostics: Diagnostics, base: Counters,
+def check(target: Target, proc: NodeProcess, diagnostics: DiagnosticsReader, base: Counters,
           compressed: bool) -> Counters:
     expected = target.expected
-    final = diagnostics.wait(
-        target.status_name,
+    final = wait_counters(
+        diagnostics, target.status_name,
         lambda c: c.received - base.received == expected.images and c.idle()).minus(base)
-    assert proc.popen.poll() is None, proc.output()
+    proc.assert_running()
     assert final.received == expected.images  # nothing lost in transport
     assert (final.skipped, final.failed) == (0, 0)
     assert final.published == len(expected.answers)
@@ -522,7 +491,7 @@ def rejection_log_lines(output: str) -> int:
 
 def test_thousands_of_malformed_and_valid_messages(fuzz_nodes):
     procs, client = fuzz_nodes
-    diagnostics = Diagnostics(client)
+    diagnostics = DiagnosticsReader(client)
     raw = Target(client, RAW_NS, compressed=False)
     compressed = Target(client, COMPRESSED_NS, compressed=True)
     # The warm-up takes as many frames as start-up needs; its own generator keeps the
@@ -557,8 +526,7 @@ def test_thousands_of_malformed_and_valid_messages(fuzz_nodes):
         # Rate-limited: per reason at most one line every WARN_THROTTLE_S.
         kinds = sum(1 for n in final.rejected.values() if n)
         assert kinds <= rejection_log_lines(output) <= kinds * (elapsed / WARN_THROTTLE_S + 2)
-        rc, _ = proc.stop(signal.SIGINT, 10.0)
-        assert rc == 0, proc.output()
+        proc.stop_cleanly(signal.SIGINT)
     print(f"fuzz: {sent} messages ({raw.expected.messages} raw, "
           f"{compressed.expected.messages} compressed) in {elapsed:.1f} s; "
           f"raw rejected {raw_final.rejected}; compressed rejected {compressed_final.rejected}, "
@@ -570,26 +538,23 @@ MULTI_FUZZED_FRAMES = 100
 
 
 def test_fuzz_sent_to_one_camera_leaves_the_other_complete_and_in_order(
-        ros_workspace, tmp_path_factory, small_metric_ir):
+        launch_node, small_metric_ir):
     """One node, two cameras: the raw fuzz on one, a steady clean stream on the other.
 
     The clean camera sends one valid frame after each fuzz batch and waits for it, so
     every one of its frames must come back, in order, and its counters must show
     nothing but those frames, whatever the other camera was sent.
     """
-    root, env = ros_workspace
-    log_dir = tmp_path_factory.mktemp("fuzz_multi")
-    proc = start_node(env, root, log_dir, private_domain_id(), [
+    proc = launch_node("fuzz_multi", [
         "-r", f"__ns:={MULTI_NS}", "-p", f"model_path:={small_metric_ir}",
-        "-p", f"cache_dir:={log_dir / 'ov_cache'}", "-p", "input_qos:=reliable",
-        "-p", f"input_queue_depth:={QUEUE_DEPTH}", "-p", f"max_pixels:={MAX_PIXELS}",
-        "-p", "diagnostics_period:=0.2", "-p", "cameras:=[fuzzed, clean]"])
-    client = Client(private_domain_id(), "fuzz_multi_client")
+        "-p", "input_qos:=reliable", "-p", f"input_queue_depth:={QUEUE_DEPTH}",
+        "-p", f"max_pixels:={MAX_PIXELS}", "-p", "diagnostics_period:=0.2",
+        "-p", "cameras:=[fuzzed, clean]"])
+    client = Client("fuzz_multi_client")
     try:
-        diagnostics = Diagnostics(client)
-        status = f"{MULTI_NS.strip('/')}/depth_anything: {{}} depth estimation"
-        fuzzed = Target(client, f"{MULTI_NS}/fuzzed", False, status.format("fuzzed"))
-        clean = Target(client, f"{MULTI_NS}/clean", False, status.format("clean"))
+        diagnostics = DiagnosticsReader(client)
+        fuzzed = Target(client, f"{MULTI_NS}/fuzzed", False, status_name(MULTI_NS, "fuzzed"))
+        clean = Target(client, f"{MULTI_NS}/clean", False, status_name(MULTI_NS, "clean"))
         warm = Generator(SEED + 1)
         bases = [warm_up(t, diagnostics, lambda: warm.valid_raw(80, 60))
                  for t in (fuzzed, clean)]
@@ -598,8 +563,7 @@ def test_fuzz_sent_to_one_camera_leaves_the_other_complete_and_in_order(
 
         def clean_frame() -> None:
             stamp = clean.clock_ns + BATCH_SPAN_NS
-            clean.send_info(CameraInfo(width=80, height=60, k=calibration.k_matrix(),
-                                       distortion_model="plumb_bob", d=[0.0] * 5), stamp)
+            clean.send_info(pinhole_info(60, 80, calibration.k_matrix()), stamp)
             clean.send_image(clean_gen.valid_raw(80, 60), stamp)
             clean.clock_ns = stamp
             clean.expected.answers.append(((stamp // 10**9, stamp % 10**9),
@@ -611,8 +575,7 @@ def test_fuzz_sent_to_one_camera_leaves_the_other_complete_and_in_order(
         final = check(clean, proc, diagnostics, bases[1], compressed=False)
         assert final.published == final.received == MULTI_FUZZED_FRAMES
         assert not any(final.rejected.values()) and final.restarts == 0
-        assert "Traceback" not in proc.output()
+        proc.stop_cleanly(signal.SIGINT)
     finally:
         client.close()
-        rc, _ = proc.stop(signal.SIGINT, 10.0)
-    assert rc == 0, proc.output()
+        proc.stop(signal.SIGKILL, 5.0)

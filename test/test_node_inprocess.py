@@ -9,15 +9,14 @@ that add up to them, whichever lane ran which frame.
 
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import Image
 
 from depth_anything_ros.ros import diagnostics as diag
-from depth_anything_ros.ros.codec import array_to_image
 from recorded_bags import pinhole_k
-from ros_harness import Client, node_in_process, private_domain_id
+from ros_camera import Camera
+from ros_diagnostics import DiagnosticsReader, status_name
+from ros_harness import Client, node_in_process
 from scenes import scene
 
 NS = "/inproc"
@@ -29,48 +28,38 @@ EXPECTED_SOURCE = {"every": "camera_info", "first": "camera_info (latest, stamp 
 
 
 def test_two_lanes_three_cameras_diagnostics_match_the_published_frames(small_metric_ir):
-    client = Client(private_domain_id(), "inprocess_client")
+    client = Client("inprocess_client")
     engines = []
 
-    def reference_engine(config, max_compiled):
+    def counted_engine(config, max_compiled):
         from depth_anything_ros.ros.node import default_engine
         engine = default_engine(config, max_compiled)
         engines.append(engine)
         return engine
 
     node = node_in_process(
-        client, NS, reference_engine, model_path=str(small_metric_ir),
+        client, NS, counted_engine, model_path=str(small_metric_ir),
         cameras=list(EXPECTED_SOURCE), inference_workers=2, performance_hint="THROUGHPUT",
         inference_precision="f32", cache_dir="none", input_qos="reliable",
         diagnostics_period=0.2)
     try:
         assert len(engines) == 1   # one engine for every camera, from the factory
-        reports: dict[str, dict[str, str]] = {}
-        client.node.create_subscription(
-            DiagnosticArray, "/diagnostics",
-            lambda msg: reports.update({s.name: {kv.key: kv.value for kv in s.values}
-                                        for s in msg.status}), 10)
-        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        images, infos = {}, {}
-        for camera in EXPECTED_SOURCE:
-            client.record(Image, f"{NS}/{camera}/depth/image")
-            images[camera] = client.node.create_publisher(Image, f"{NS}/{camera}/image", qos)
-            infos[camera] = client.node.create_publisher(CameraInfo, f"{NS}/{camera}/camera_info",
-                                                         qos)
-        assert client.spin_until(lambda: all(p.get_subscription_count() for p in images.values())
-                                 and all(p.get_subscription_count() for p in infos.values()),
-                                 TIMEOUT_S)
+        diagnostics = DiagnosticsReader(client)
+        cameras = {}
+        for name in EXPECTED_SOURCE:
+            client.record(Image, f"{NS}/{name}/depth/image")
+            cameras[name] = Camera(client, f"{NS}/{name}", scene(0, HEIGHT, WIDTH),
+                                   pinhole_k(WIDTH, HEIGHT), frame_id="optical")
+        assert client.spin_until(lambda: all(c.connected() for c in cameras.values()), TIMEOUT_S)
         for index in range(ROUNDS):
-            header = Header(frame_id="optical")
-            header.stamp.sec, header.stamp.nanosec = 100 + index, 0
-            for camera, pub in images.items():
-                if camera == "every" or (camera == "first" and index == 0):
-                    infos[camera].publish(CameraInfo(header=header, width=WIDTH, height=HEIGHT,
-                                                     k=pinhole_k(WIDTH, HEIGHT),
-                                                     distortion_model="plumb_bob", d=[0.0] * 5))
+            stamp = Time(sec=100 + index)
+            for name, camera in cameras.items():
+                if name == "every" or (name == "first" and index == 0):
+                    camera.send_info(camera.info, stamp)
             client.spin_until(lambda: False, 0.2)   # CameraInfo first, as drivers send it
-            for camera, pub in images.items():
-                pub.publish(array_to_image(scene(index, HEIGHT, WIDTH), "bgr8", header))
+            for camera in cameras.values():
+                camera.pixels = scene(index, HEIGHT, WIDTH)
+                camera.send_image(camera.image_message(), stamp)
             assert client.spin_until(
                 lambda: all((100 + index, 0) in client.received[f"{NS}/{c}/depth/image"]
                             for c in EXPECTED_SOURCE), TIMEOUT_S), index
@@ -79,11 +68,11 @@ def test_two_lanes_three_cameras_diagnostics_match_the_published_frames(small_me
             assert stamps == [(100 + i, 0) for i in range(ROUNDS)], camera
 
         def status(camera: str) -> dict[str, str]:
-            return reports.get(f"{NS.strip('/')}/depth_anything: {camera} depth estimation", {})
+            return diagnostics.values(status_name(NS, camera))
 
         assert client.spin_until(lambda: all(
             status(c).get(diag.KEY_PUBLISHED) == str(ROUNDS) for c in EXPECTED_SOURCE),
-            TIMEOUT_S), reports
+            TIMEOUT_S), {c: status(c) for c in EXPECTED_SOURCE}
         for camera, source in EXPECTED_SOURCE.items():
             values = status(camera)
             assert values["calibration"] == source, (camera, values)

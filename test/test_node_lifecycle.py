@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 import psutil
@@ -22,10 +21,10 @@ import yaml
 
 from depth_anything_ros.ros import diagnostics as diag
 from depth_anything_ros.ros.compat import FORCE_FALLBACKS_ENV
-from ros_harness import Client, NodeProcess, private_domain_id, start_node
-from test_node_ros import Camera, latest_status, status_values, wait_for_outputs
+from ros_camera import Camera, TIMEOUT_S, wait_for_outputs
+from ros_diagnostics import DiagnosticsReader, status_name
+from ros_harness import Client
 
-TIMEOUT_S = 60.0
 NODE = "/lifecycle/depth_anything"
 # Long enough that frames sent to a node which would answer them (tens of ms per frame
 # here) certainly would have been answered.
@@ -52,17 +51,9 @@ def transition(client: Client, transition_id: int) -> bool:
     return call(client, ChangeState, f"{NODE}/change_state", request).success
 
 
-def _start(workspace, tmp_path_factory, name: str, ros_args: list[str],
-           extra_env: dict[str, str] | None = None) -> NodeProcess:
-    root, env = workspace
-    log_dir = tmp_path_factory.mktemp(name)
-    return start_node(dict(env, **(extra_env or {})), root, log_dir, private_domain_id(),
-                      [*ros_args, "-p", f"cache_dir:={log_dir / 'ov_cache'}"])
-
-
 @pytest.fixture
 def client():
-    c = Client(private_domain_id(), name="lifecycle_test_client")
+    c = Client(name="lifecycle_test_client")
     yield c
     c.close()
 
@@ -75,9 +66,9 @@ def quiet(client: Client, camera: Camera, topic: str) -> bool:
     return not answered
 
 
-def test_lifecycle_transitions_through_the_services(ros_workspace, tmp_path_factory, client,
-                                                    small_metric_ir, small_relative_ir):
-    proc = _start(ros_workspace, tmp_path_factory, "lifecycle_node", [
+def test_lifecycle_transitions_through_the_services(launch_node, client, small_metric_ir,
+                                                    small_relative_ir):
+    proc = launch_node("lifecycle_node", [
         "-r", "__ns:=/lifecycle", "-p", "autostart:=false",
         "-p", "model_path:=/nonexistent/lifecycle_model.xml"])
     try:
@@ -89,8 +80,8 @@ def test_lifecycle_transitions_through_the_services(ros_workspace, tmp_path_fact
         # A missing model: configure fails with the reason, the node stays up, unconfigured.
         assert not transition(client, Transition.TRANSITION_CONFIGURE)
         assert state(client) == State.PRIMARY_STATE_UNCONFIGURED
-        assert proc.popen.poll() is None
-        errors = [line for line in proc.output().splitlines() if "error:" in line]
+        proc.assert_running()
+        errors = proc.error_lines()
         assert len(errors) == 1 and "/nonexistent/lifecycle_model.xml" in errors[0], errors
 
         # Reload parameters may change while unconfigured and apply at the next configure.
@@ -125,38 +116,31 @@ def test_lifecycle_transitions_through_the_services(ros_workspace, tmp_path_fact
         assert transition(client, Transition.TRANSITION_CLEANUP)
         assert transition(client, Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
         assert state(client) == State.PRIMARY_STATE_FINALIZED
-        assert proc.popen.poll() is None
-        rc, _ = proc.stop(signal.SIGINT, 10.0)
-        assert rc == 0, proc.output()
-        assert "Traceback" not in proc.output()
+        proc.assert_running()
+        proc.stop_cleanly(signal.SIGINT)
     finally:
         proc.stop(signal.SIGKILL, 5.0)
 
 
-def _frames_received(client: Client) -> int | None:
-    status = latest_status(client, "/lazy")
-    return None if status is None else int(status_values(status)[diag.KEY_RECEIVED])
-
-
 @pytest.mark.parametrize("trigger", ["matched_events", "polling"])
-def test_input_is_subscribed_only_while_an_output_is_watched(ros_workspace, tmp_path_factory,
-                                                             client, small_metric_ir, trigger):
+def test_input_is_subscribed_only_while_an_output_is_watched(launch_node, client,
+                                                             small_metric_ir, trigger):
     """Lazy input, driven by publisher matched events or, as on Humble, by polling alone."""
     polling = trigger == "polling"
-    proc = _start(ros_workspace, tmp_path_factory, "lazy_node", [
+    proc = launch_node("lazy_node", [
         "-r", "__ns:=/lazy", "-p", f"model_path:={small_metric_ir}",
         "-p", "diagnostics_period:=0.5"],
         extra_env={FORCE_FALLBACKS_ENV: "1"} if polling else None)
     try:
-        client.record(DiagnosticArray, "/diagnostics")
+        diagnostics = DiagnosticsReader(client)
+        status = status_name("/lazy")
         camera = Camera(client, "/lazy", reliable=False)
         # Nobody watches: diagnostics keep coming, and no frame is ever received.
-        assert client.spin_until(lambda: _frames_received(client) is not None, TIMEOUT_S,
-                                 tick=camera.publish, period_s=0.1), proc.output()
+        diagnostics.wait(status, timeout_s=TIMEOUT_S, tick=camera.publish, period_s=0.1)
         # The node says which trigger it uses: the fallback really runs here.
         assert ("polls the subscriber counts" in proc.output()) == polling, proc.output()
         client.spin_until(lambda: False, QUIET_S, tick=camera.publish, period_s=0.1)
-        assert _frames_received(client) == 0
+        assert diagnostics.values(status)[diag.KEY_RECEIVED] == "0"
         assert client.node.count_subscribers("/lazy/image") == 0
 
         # A subscriber appearing gets outputs within 5 s.
@@ -176,7 +160,7 @@ def test_input_is_subscribed_only_while_an_output_is_watched(ros_workspace, tmp_
             client.spin_until(lambda: False, 0.02, tick=camera.publish, period_s=0.01)
             client.node.destroy_subscription(sub)
             client.spin_until(lambda: False, 0.01)
-        assert proc.popen.poll() is None, proc.output()
+        proc.assert_running()
         wait_for_outputs(client, camera, ["/lazy/depth/image"], after=len(camera.sent))
         threads_after = node_process.num_threads()
         assert threads_after <= threads_before + 2, (threads_before, threads_after)
@@ -188,14 +172,12 @@ def test_input_is_subscribed_only_while_an_output_is_watched(ros_workspace, tmp_
                 client.node.destroy_subscription(sub)
         assert client.spin_until(lambda: client.node.count_subscribers("/lazy/image") == 0,
                                  10.0), "image subscription outlived its last watcher"
-        rc, _ = proc.stop(signal.SIGINT, 10.0)
-        assert rc == 0, proc.output()
+        proc.stop_cleanly(signal.SIGINT)
     finally:
         proc.stop(signal.SIGKILL, 5.0)
 
 
-def test_qos_overrides_from_a_params_file(ros_workspace, tmp_path_factory, tmp_path, client,
-                                          small_metric_ir):
+def test_qos_overrides_from_a_params_file(launch_node, tmp_path, client, small_metric_ir):
     params = tmp_path / "qos.yaml"
     params.write_text(yaml.safe_dump({"/**/depth_anything": {"ros__parameters": {
         "model_path": str(small_metric_ir),
@@ -203,8 +185,7 @@ def test_qos_overrides_from_a_params_file(ros_workspace, tmp_path_factory, tmp_p
             "/qos/depth/points": {"publisher": {"reliability": "best_effort"}},
             "/qos/image": {"subscription": {"reliability": "reliable", "depth": 3}},
         }}}}))
-    proc = _start(ros_workspace, tmp_path_factory, "qos_node",
-                  ["-r", "__ns:=/qos", "--params-file", str(params)])
+    proc = launch_node("qos_node", ["-r", "__ns:=/qos", "--params-file", str(params)])
     try:
         client.record(Image, "/qos/depth/image")
         camera = Camera(client, "/qos")

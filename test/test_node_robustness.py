@@ -14,36 +14,29 @@ from pathlib import Path
 import signal
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 import pytest
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from depth_anything_ros.inference.engine import DepthEngine, EngineConfig
-from ros_harness import Client, image_array, NodeProcess, private_domain_id, stamp_key, start_node
+from ros_camera import Camera, TIMEOUT_S
+from ros_diagnostics import DiagnosticsReader, status_name
+from ros_harness import Client, image_array, NodeProcess, stamp_key
+from scenes import noise_scene
 
 LEFT, RIGHT = "/robust_left", "/robust_right"
 NODE = "depth_anything"
-# Process start, model read and first compile on a loaded 2-core machine.
-TIMEOUT_S = 60.0
 OUTPUTS = (("depth/image", Image), ("depth/camera_info", CameraInfo),
            ("depth/colorized", Image), ("depth/points", PointCloud2))
 SHUTDOWN_LIMIT_S = 2.0
-
-
-def _start(workspace, log_dir: Path, ros_args: list[str]) -> NodeProcess:
-    root, env = workspace
-    return start_node(env, root, log_dir, private_domain_id(),
-                      [*ros_args, "-p", f"cache_dir:={log_dir / 'ov_cache'}"])
 
 
 def _assert_one_error_line(proc: NodeProcess, rc, words: tuple[str, ...]) -> None:
     output = proc.output()
     assert rc == 1, output
     assert "Traceback" not in output, output
-    errors = [line for line in output.splitlines() if "error:" in line]
+    errors = proc.error_lines()
     assert len(errors) == 1, output
     for word in words:
         assert word in errors[0], (word, errors[0])
@@ -116,12 +109,11 @@ FAULTS = {
 
 
 @pytest.fixture(scope="module")
-def fault_runs(ros_workspace, tmp_path_factory, fault_files, small_metric_ir):
+def fault_runs(launch_node, fault_files, small_metric_ir):
     """Every fault's process, started together."""
     runs = {}
     for index, (name, (ros_args, _)) in enumerate(FAULTS.items()):
-        log_dir = tmp_path_factory.mktemp(f"fault{index}")
-        runs[name] = _start(ros_workspace, log_dir, [
+        runs[name] = launch_node(f"fault{index}", [
             "-r", f"__ns:=/fault{index}", *ros_args(fault_files, small_metric_ir)])
     yield runs
     for proc in runs.values():
@@ -136,15 +128,15 @@ def test_start_up_fault_exits_1_with_one_actionable_line(fault_runs, name):
 
 
 def test_a_model_the_device_cannot_compile_stops_the_node_at_the_first_frame(
-        ros_workspace, tmp_path_factory, small_metric_ir):
+        launch_node, small_metric_ir):
     # MULTI passes the device check but cannot compile without a priority list: what a
     # misconfigured AUTO:/HETERO:/MULTI: string or an unsupported layer looks like.
-    proc = _start(ros_workspace, tmp_path_factory.mktemp("multi"), [
+    proc = launch_node("multi", [
         "-r", "__ns:=/robust_multi", "-p", f"model_path:={small_metric_ir}",
         "-p", "device:=MULTI"])
-    client = Client(private_domain_id(), "robust_multi_client")
+    client = Client("robust_multi_client")
     try:
-        camera = Camera(client, "/robust_multi", 80, 60)
+        camera = _camera(client, "/robust_multi", 80, 60)
         client.node.create_subscription(Image, "/robust_multi/depth/image", lambda m: None, 1)
         exited = client.spin_until(lambda: proc.popen.poll() is not None, TIMEOUT_S,
                                    tick=camera.publish, period_s=0.1)
@@ -158,38 +150,11 @@ def test_a_model_the_device_cannot_compile_stops_the_node_at_the_first_frame(
 
 # --- running nodes ----------------------------------------------------------------------
 
-def scene(seed: int, height: int, width: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    image[..., seed % 3] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
-    return image
-
-
-class Camera:
-    """A camera of its own scene and frame_id, publishing Image + CameraInfo."""
-
-    def __init__(self, client: Client, namespace: str, width: int, height: int,
-                 seed: int = 0) -> None:
-        self.client = client
-        self.frame_id = f"{namespace.strip('/')}_optical_frame"
-        self.pixels = scene(seed, height, width)
-        self.image_pub = client.publisher(Image, f"{namespace}/image", reliable=True)
-        self.info_pub = client.publisher(CameraInfo, f"{namespace}/camera_info", reliable=True)
-        self.k = (0.9 * width, 0.0, width / 2, 0.0, 0.9 * width, height / 2, 0.0, 0.0, 1.0)
-        self.sent: list[tuple[int, int]] = []
-
-    def publish(self) -> None:
-        height, width = self.pixels.shape[:2]
-        stamp = self.client.now()
-        info = CameraInfo(height=height, width=width, k=self.k, distortion_model="plumb_bob",
-                          d=[0.0] * 5)
-        image = Image(height=height, width=width, encoding="bgr8", step=width * 3,
-                      data=self.pixels.tobytes())
-        for msg in (info, image):
-            msg.header.stamp, msg.header.frame_id = stamp, self.frame_id
-        self.info_pub.publish(info)
-        self.image_pub.publish(image)
-        self.sent.append(stamp_key(image.header))
+def _camera(client: Client, namespace: str, width: int, height: int, seed: int = 0) -> Camera:
+    """Return a camera of its own scene, calibration and frame_id."""
+    k = (0.9 * width, 0.0, width / 2, 0.0, 0.9 * width, height / 2, 0.0, 0.0, 1.0)
+    return Camera(client, namespace, noise_scene(seed, height, width), k,
+                  frame_id=f"{namespace.strip('/')}_optical_frame")
 
 
 class Outputs:
@@ -220,36 +185,30 @@ class Outputs:
 
 
 @pytest.fixture(scope="module")
-def side_by_side(ros_workspace, tmp_path_factory, small_metric_ir):
+def side_by_side(launch_node, small_metric_ir):
     """Two instances of the same node on two cameras.
 
     The left one asked for a device that is absent, with allow_cpu_fallback, so it also
     shows the fallback.
     """
-    left = _start(ros_workspace, tmp_path_factory.mktemp("left"), [
+    left = launch_node("left", [
         "-r", f"__ns:={LEFT}", "-p", f"model_path:={small_metric_ir}",
         "-p", "device:=FPGA", "-p", "allow_cpu_fallback:=true"])
-    right = _start(ros_workspace, tmp_path_factory.mktemp("right"), [
+    right = launch_node("right", [
         "-r", f"__ns:={RIGHT}", "-p", f"model_path:={small_metric_ir}",
         "-p", "colour_map:=gray"])  # misspelt: must be named in the log, not silently dropped
-    client = Client(private_domain_id(), "robust_client")
-    diagnostics: list[DiagnosticArray] = []
-    client.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 50)
-    yield left, right, client, diagnostics
+    client = Client("robust_client")
+    yield left, right, client, DiagnosticsReader(client)
     for proc in (left, right):
         proc.stop(signal.SIGKILL, 5.0)
     client.close()
 
 
-def _alive(proc: NodeProcess) -> None:
-    assert proc.popen.poll() is None, f"node exited with {proc.popen.returncode}:\n{proc.output()}"
-
-
 def test_two_instances_in_separate_namespaces_each_answer_only_their_camera(
-        side_by_side, small_metric_ir):
+        side_by_side, small_metric_ir, reference_engine):
     left, right, client, diagnostics = side_by_side
-    cameras = {LEFT: Camera(client, LEFT, 80, 60, seed=1),
-               RIGHT: Camera(client, RIGHT, 80, 60, seed=2)}
+    cameras = {LEFT: _camera(client, LEFT, 80, 60, seed=1),
+               RIGHT: _camera(client, RIGHT, 80, 60, seed=2)}
     outputs = {ns: Outputs(client, ns) for ns in cameras}
 
     def tick() -> None:
@@ -258,9 +217,9 @@ def test_two_instances_in_separate_namespaces_each_answer_only_their_camera(
 
     assert client.spin_until(lambda: all(o.all_flowing(3) for o in outputs.values()),
                              TIMEOUT_S, tick=tick), {ns: o.count for ns, o in outputs.items()}
-    _alive(left)
-    _alive(right)
-    engine = DepthEngine(EngineConfig(str(small_metric_ir), cache_dir="none"))
+    left.assert_running()
+    right.assert_running()
+    engine = reference_engine(small_metric_ir, "")   # the device's default, as the nodes run
     depth = {}
     for ns, camera in cameras.items():
         out = outputs[ns]
@@ -274,13 +233,11 @@ def test_two_instances_in_separate_namespaces_each_answer_only_their_camera(
     assert ("ignoring unknown parameter(s) 'colour_map' (did you mean 'colormap'?)"
             in right.output())
     # Each instance reports under its own name (the default period is 1 s).
-    expected_names = {f"{LEFT.strip('/')}/{NODE}: depth estimation",
-                      f"{RIGHT.strip('/')}/{NODE}: depth estimation"}
-    assert client.spin_until(
-        lambda: expected_names <= {s.name for array in diagnostics for s in array.status},
-        TIMEOUT_S), [s.name for array in diagnostics for s in array.status]
-    hardware = {s.hardware_id for array in diagnostics for s in array.status
-                if s.name.startswith(LEFT.strip("/"))}
+    expected_names = {status_name(LEFT), status_name(RIGHT)}
+    assert client.spin_until(lambda: expected_names <= diagnostics.names(), TIMEOUT_S), (
+        diagnostics.names())
+    hardware = {s.hardware_id for name in diagnostics.names() if name.startswith(LEFT.strip("/"))
+                for s in diagnostics.statuses(name)}
     assert hardware == {"CPU"}
 
 
@@ -321,7 +278,7 @@ def _stop_under_load(proc: NodeProcess, client: Client, cameras: list[Camera],
         lambda: all(min(o.count[t] - start[id(o)][t] for t, _ in OUTPUTS) >= 5 for o in outputs),
         TIMEOUT_S, tick=tick, period_s=1 / 30)
     assert flowing, [o.count for o in outputs]
-    _alive(proc)
+    proc.assert_running()
     sent = time.monotonic()
     proc.popen.send_signal(sig)
     exited = client.spin_until(lambda: proc.popen.poll() is not None, 10.0, tick=tick,
@@ -334,17 +291,15 @@ def _stop_under_load(proc: NodeProcess, client: Client, cameras: list[Camera],
 def test_sigterm_and_sigint_under_full_load_exit_within_2_s(side_by_side):
     left, right, client, _ = side_by_side
     # VGA, 30 Hz, all four outputs (full-resolution coloured clouds) subscribed.
-    cameras = [Camera(client, LEFT, 640, 480, seed=3), Camera(client, RIGHT, 640, 480, seed=4)]
+    cameras = [_camera(client, LEFT, 640, 480, seed=3), _camera(client, RIGHT, 640, 480, seed=4)]
     outputs = [Outputs(client, LEFT), Outputs(client, RIGHT)]
 
     elapsed = _stop_under_load(left, client, cameras, outputs, signal.SIGTERM)
-    rc, _ = left.stop()
-    assert rc == 0 and elapsed < SHUTDOWN_LIMIT_S, (rc, elapsed, left.output())
-    assert "Traceback" not in left.output()
+    left.stop_cleanly()
+    assert elapsed < SHUTDOWN_LIMIT_S, (elapsed, left.output())
     # The other instance carried on, and stops as cleanly on Ctrl-C.
     elapsed = _stop_under_load(right, client, cameras[1:], outputs[1:], signal.SIGINT)
-    rc, _ = right.stop()
-    assert rc == 0 and elapsed < SHUTDOWN_LIMIT_S, (rc, elapsed, right.output())
-    assert "Traceback" not in right.output()
+    right.stop_cleanly()
+    assert elapsed < SHUTDOWN_LIMIT_S, (elapsed, right.output())
     for out in outputs:
         assert out.count["depth/points"] > 0
