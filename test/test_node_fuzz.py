@@ -411,12 +411,20 @@ def wait_counters(diagnostics: DiagnosticsReader, name: str,
     return Counters.of(diagnostics.wait(name, lambda values: done(Counters.of(values))))
 
 
-@pytest.fixture(scope="module")
-def fuzz_nodes(launch_node, small_metric_ir):
+# The same fuzz through a V2 metric IR and a Depth Anything 3 one (DA3-Small: relative depth
+# with a confidence; relative_scale gives it the metric outputs the checks read).
+FUZZ_MODELS = {"v2_metric": ("small_metric_ir", []),
+               "da3_small": ("da3_small_ir", ["-p", "relative_scale:=1.0"])}
+
+
+@pytest.fixture(scope="module", params=sorted(FUZZ_MODELS))
+def fuzz_nodes(launch_node, request):
+    fixture, extra = FUZZ_MODELS[request.param]
+    model = request.getfixturevalue(fixture)
     procs: dict[str, NodeProcess] = {}
     for namespace, transport in ((RAW_NS, "raw"), (COMPRESSED_NS, "compressed")):
-        procs[namespace] = launch_node(namespace.strip("/"), [
-            "-r", f"__ns:={namespace}", "-p", f"model_path:={small_metric_ir}",
+        procs[namespace] = launch_node(f"{namespace.strip('/')}_{request.param}", [
+            *extra, "-r", f"__ns:={namespace}", "-p", f"model_path:={model}",
             "-p", "input_qos:=reliable", "-p", f"input_queue_depth:={QUEUE_DEPTH}",
             "-p", f"input_transport:={transport}", "-p", f"max_pixels:={MAX_PIXELS}",
             "-p", "diagnostics_period:=0.2"])
