@@ -25,7 +25,6 @@ from benchmarks.flops import count_flops
 from benchmarks.layer_profile import Layer
 from benchmarks.network_sides import parse_sides, side_sizes, SIDES, tokens
 from benchmarks.time_split import ATTENTION, category, FULLY_CONNECTED, limits, split
-from da3_fixtures import require_network
 
 REPO = Path(__file__).resolve().parents[1]
 # vits at 112x140: 8 x 10 patches + the class token, 6 heads, 12 blocks.
@@ -110,7 +109,6 @@ def test_quick_model_benchmark_writes_positive_timings(tmp_path: Path, synthetic
 
 def test_quick_model_benchmark_times_a_da3_model_beside_v2(tmp_path: Path, synthetic_checkpoint):
     """``--da3``: the DA3 model's own rows and per-layer split in the same run, no baselines."""
-    require_network("da3-small")
     out = tmp_path / "out"
     run = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--sections", "model",
