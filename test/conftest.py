@@ -13,6 +13,7 @@ Everything generated is written to pytest's temp dirs, never into the reference 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from pathlib import Path
@@ -49,9 +50,9 @@ def golden(shared_reference: Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-@pytest.fixture(scope="session")
-def synthetic_generator():
-    """test/reference/synthetic_checkpoint.py, loaded by path.
+@functools.lru_cache(maxsize=1)
+def _load_generator():
+    """Load test/reference/synthetic_checkpoint.py by path (it imports torch).
 
     test/reference is data plus one script, not a package.
     """
@@ -62,7 +63,13 @@ def synthetic_generator():
     return module
 
 
-def _synthetic_vits(shared_reference: Path, generator, tmp_path_factory) -> Path:
+@pytest.fixture(scope="session")
+def synthetic_generator():
+    """Return test/reference/synthetic_checkpoint.py as a module."""
+    return _load_generator()
+
+
+def _synthetic_vits(shared_reference: Path, tmp_path_factory) -> Path:
     """Write the seed-0 synthetic vits checkpoint once per session; return its path."""
     from da3_fixtures import IR_CACHE_ENV  # the plugin's, once pytest has loaded it
 
@@ -74,16 +81,15 @@ def _synthetic_vits(shared_reference: Path, generator, tmp_path_factory) -> Path
             pytest.fail(f"torch is not installed, and {IR_CACHE_ENV} holds no exported IR "
                         "for this test: run the main suite first (scripts/test.sh does)")
         path.parent.mkdir(exist_ok=True)
-        torch.save(generator.synthetic_state_dict(
+        torch.save(_load_generator().synthetic_state_dict(
             "vits", 0, shared_reference / "official_keys.json"), path)
     return path
 
 
 @pytest.fixture(scope="session")
-def synthetic_checkpoint(shared_reference: Path, synthetic_generator,
-                         tmp_path_factory) -> Path:
+def synthetic_checkpoint(shared_reference: Path, tmp_path_factory) -> Path:
     """Return the seed-0 synthetic vits checkpoint the golden outputs were computed with."""
-    return _synthetic_vits(shared_reference, synthetic_generator, tmp_path_factory)
+    return _synthetic_vits(shared_reference, tmp_path_factory)
 
 
 def _export(checkpoint: Path, out: Path, size: tuple[int, int], precision: str,
@@ -100,7 +106,7 @@ def _export(checkpoint: Path, out: Path, size: tuple[int, int], precision: str,
 
 
 @pytest.fixture(scope="session")
-def export_ir(shared_reference: Path, synthetic_generator, tmp_path_factory):
+def export_ir(shared_reference: Path, tmp_path_factory):
     """Export (once per argument set) the synthetic vits checkpoint to an IR.
 
     With ``$DEPTH_ANYTHING_TEST_IRS`` set, IRs are kept in that folder and taken from it
@@ -122,8 +128,7 @@ def export_ir(shared_reference: Path, synthetic_generator, tmp_path_factory):
             folder = Path(kept) if kept and not calibration else root
             out = folder / name / "model.xml"
             if not out.is_file():
-                out = _export(_synthetic_vits(shared_reference, synthetic_generator,
-                                              tmp_path_factory),
+                out = _export(_synthetic_vits(shared_reference, tmp_path_factory),
                               out, size, precision, max_depth, calibration)
             cache[key] = out
         return cache[key]
