@@ -14,6 +14,7 @@ and ``da3_small_ir``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from pathlib import Path
@@ -44,14 +45,24 @@ def da3_reference() -> Path:
     return DA3_REFERENCE
 
 
-@pytest.fixture(scope="session")
-def da3_generator(da3_reference: Path) -> ModuleType:
-    """test/reference/da3/make_checkpoint.py, loaded by path (the folder is not a package)."""
+@functools.lru_cache(maxsize=1)
+def _load_generator() -> ModuleType:
+    """Load test/reference/da3/make_checkpoint.py by path (it imports torch and safetensors).
+
+    Loaded only when a checkpoint is written: the test legs that reuse exported IRs have
+    neither package.
+    """
     spec = importlib.util.spec_from_file_location("da3_make_checkpoint",
-                                                  da3_reference / "make_checkpoint.py")
+                                                  DA3_REFERENCE / "make_checkpoint.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
+
+
+@pytest.fixture(scope="session")
+def da3_generator(da3_reference: Path) -> ModuleType:
+    """Return test/reference/da3/make_checkpoint.py as a module (the folder is no package)."""
+    return _load_generator()
 
 
 @pytest.fixture(scope="session")
@@ -71,14 +82,14 @@ def da3_golden(da3_reference: Path) -> Callable[[str], dict[str, np.ndarray]]:
 
 
 @pytest.fixture(scope="session")
-def da3_checkpoint(da3_generator: ModuleType, tmp_path_factory) -> Callable[[str], Path]:
+def da3_checkpoint(da3_reference: Path, tmp_path_factory) -> Callable[[str], Path]:
     """Return the seed-0 synthetic checkpoint folder of a model (the goldens' weights)."""
     cache: dict[str, Path] = {}
     root = tmp_path_factory.mktemp("da3_checkpoints")
 
     def make(model: str) -> Path:
         if model not in cache:
-            cache[model] = da3_generator.write_checkpoint(model, 0, root / model)
+            cache[model] = _load_generator().write_checkpoint(model, 0, root / model)
         return cache[model]
 
     return make
