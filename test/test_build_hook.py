@@ -206,3 +206,57 @@ def test_colcon_build_exports_listed_models_and_node_finds_them(synthetic_checkp
     finally:
         rc, _ = node.stop()
     assert rc == 0, node.output()
+
+
+def test_da3_spec_grammar():
+    """DA3 entries take the model's own name and DA3's sizing rule (480x640 -> 378x504)."""
+    assert parse_specs("da3-small@480x640:int8 da3metric-large") == [
+        ModelSpec("da3-small", None, (480, 640), "int8"),
+        ModelSpec("da3metric-large", None, None, "fp16")]
+    assert parse_specs("da3-small@480x640")[0].file_name == "da3-small_378x504_fp16.xml"
+    assert parse_specs("da3mono-large")[0].file_name == "da3mono-large_504x504_fp16.xml"
+    with pytest.raises(ValueError, match="da3-base, da3-small, da3metric-large, da3mono-large"):
+        parse_specs("da3-small-metric-indoor")
+
+
+def test_da3_exports_once_per_checkpoint(da3_checkpoint, tmp_path, monkeypatch, capsys):
+    """The build exports DA3 from DEPTH_ANYTHING_CHECKPOINTS/DA3-SMALL/, then skips it.
+
+    DA3's rule makes every camera a 504-pixel network; a 70-pixel long side keeps this
+    export to seconds while running the same rule.
+    """
+    from depth_anything_ros.inference.engine import read_metadata
+    from depth_anything_ros.inference.sizing import da3_network_size
+    import openvino as ov
+
+    checkpoints = tmp_path / "ck"
+    checkpoints.mkdir()
+    (checkpoints / "DA3-SMALL").symlink_to(da3_checkpoint("da3-small"), target_is_directory=True)
+    monkeypatch.setenv("DEPTH_ANYTHING_CHECKPOINTS", str(checkpoints))
+    monkeypatch.setattr(build_hook, "da3_network_size",
+                        lambda height, width: da3_network_size(height, width, long_side=70))
+    models = tmp_path / "models"
+    first = export_listed("da3-small@48x64", models)
+    assert [p.name for p in first] == ["da3-small_56x70_fp16.xml"]
+    meta = read_metadata(ov.Core().read_model(str(first[0])), first[0])
+    assert (meta.model_name, meta.input_height, meta.input_width) == ("da3-small", 56, 70)
+    assert meta.depth_meaning == "relative_depth" and "confidence" in dict(meta.outputs)
+    assert export_listed("da3-small@48x64", models) == []
+    assert "da3-small_56x70_fp16.xml is up to date" in capsys.readouterr().out
+
+
+def test_da3_missing_local_folder_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DEPTH_ANYTHING_CHECKPOINTS", str(tmp_path))
+    line = _install_error("da3-small", tmp_path, capsys)
+    assert f"DEPTH_ANYTHING_CHECKPOINTS={tmp_path} must hold DA3-SMALL/" in line
+    assert "https://huggingface.co/depth-anything/DA3-SMALL" in line
+
+
+def test_da3_offline_download_names_the_build_variable(offline_hub, tmp_path, capsys):
+    start = time.monotonic()
+    line = _install_error("da3metric-large@480x640", tmp_path, capsys)
+    assert time.monotonic() - start < 5
+    assert "cannot reach 127.0.0.1" in line
+    assert "https://huggingface.co/depth-anything/DA3METRIC-LARGE" in line
+    assert "folder DA3METRIC-LARGE" in line and "DEPTH_ANYTHING_CHECKPOINTS=DIR" in line
+    assert "--checkpoint" not in line

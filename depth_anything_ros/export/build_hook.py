@@ -6,8 +6,11 @@ come from DEPTH_ANYTHING_CHECKPOINTS (a folder holding the official file names) 
 else from Hugging Face.
 
 Spec grammar, comma or space separated:
-``ENCODER[-metric-indoor|-metric-outdoor][@HxW][:PRECISION]``
-e.g. ``vits-metric-indoor@480x640`` (HxW is the camera size; default network 518x518).
+``ENCODER[-metric-indoor|-metric-outdoor][@HxW][:PRECISION]`` for V2, e.g.
+``vits-metric-indoor@480x640`` (HxW is the camera size; default network 518x518), and
+``DA3_MODEL[@HxW][:PRECISION]`` for Depth Anything 3, e.g. ``da3-small@480x640`` (network
+by DA3's rule, 480x640 -> 378x504; default 504x504). A DA3 checkpoint is the Hugging Face
+folder, found in DEPTH_ANYTHING_CHECKPOINTS under the repository's name (``DA3-SMALL/``).
 """
 
 from __future__ import annotations
@@ -17,34 +20,51 @@ import os
 from pathlib import Path
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from depth_anything_ros.export.configs import ENCODERS
+from depth_anything_ros.export.da3_models import DA3_MODELS
 from depth_anything_ros.inference.metadata import METRIC_MAX_DEPTH
-from depth_anything_ros.inference.sizing import DEFAULT_SIDE, network_size, parse_hw
+from depth_anything_ros.inference.sizing import (DA3_LONG_SIDE, da3_network_size, DEFAULT_SIDE,
+                                                 network_size, parse_hw)
+
+if TYPE_CHECKING:
+    from depth_anything_ros.export.checkpoint import LoadedModel
 
 # How the build takes a local checkpoint: the wording of the download errors it raises.
 LOCAL_HINT = "put it in a folder DIR and build again with DEPTH_ANYTHING_CHECKPOINTS=DIR"
 
-SPEC = re.compile(r"(?P<encoder>vit[sblg])(?:-metric-(?P<metric>indoor|outdoor))?"
+_DA3_NAMES = "|".join(re.escape(name) for name in sorted(DA3_MODELS, key=len, reverse=True))
+SPEC = re.compile(rf"(?:(?P<encoder>vit[sblg])(?:-metric-(?P<metric>indoor|outdoor))?"
+                  rf"|(?P<da3>{_DA3_NAMES}))"
                   r"(?:@(?P<size>\d+x\d+))?(?::(?P<precision>fp32|fp16|int8))?")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    encoder: str
-    metric: str | None
+    model: str                        # a V2 encoder (vits...) or a DA3 model name
+    metric: str | None                # V2's metric head; None for relative V2 and for DA3
     camera_size: tuple[int, int] | None
     precision: str
 
     @property
+    def is_da3(self) -> bool:
+        return self.model in DA3_MODELS
+
+    @property
     def network_size(self) -> tuple[int, int]:
+        if self.is_da3:
+            return (da3_network_size(*self.camera_size) if self.camera_size
+                    else (DA3_LONG_SIDE, DA3_LONG_SIDE))
         return network_size(*self.camera_size) if self.camera_size else (DEFAULT_SIDE, DEFAULT_SIDE)
 
     @property
     def file_name(self) -> str:
-        kind = f"metric_{self.metric}" if self.metric else "relative"
         height, width = self.network_size
-        return f"{self.encoder}_{kind}_{height}x{width}_{self.precision}.xml"
+        if self.is_da3:
+            return f"{self.model}_{height}x{width}_{self.precision}.xml"
+        kind = f"metric_{self.metric}" if self.metric else "relative"
+        return f"{self.model}_{kind}_{height}x{width}_{self.precision}.xml"
 
 
 def parse_specs(text: str) -> list[ModelSpec]:
@@ -56,9 +76,11 @@ def parse_specs(text: str) -> list[ModelSpec]:
         if not match:
             raise ValueError(f"DEPTH_ANYTHING_MODELS entry {token!r} is not "
                              "ENCODER[-metric-indoor|-metric-outdoor][@HxW][:fp32|fp16|int8], "
-                             "e.g. vits-metric-indoor@480x640")
+                             "e.g. vits-metric-indoor@480x640, nor DA3_MODEL[@HxW][:PRECISION] "
+                             f"with DA3_MODEL one of {', '.join(sorted(DA3_MODELS))}, "
+                             "e.g. da3-small@480x640")
         size = parse_hw(match["size"]) if match["size"] else None
-        specs.append(ModelSpec(match["encoder"], match["metric"], size,
+        specs.append(ModelSpec(match["encoder"] or match["da3"], match["metric"], size,
                                match["precision"] or "fp16"))
     return specs
 
@@ -78,7 +100,6 @@ def already_built(xml: Path, checkpoint_sha256: str) -> bool:
 
 def export_listed(text: str, models_dir: Path) -> list[Path]:
     """Export every listed model into ``models_dir``; skip those built from the same file."""
-    from depth_anything_ros.export.checkpoint import build_model, download_checkpoint, sha256_of
     from depth_anything_ros.export.export import ExportRequest, export_model
 
     specs = parse_specs(text)
@@ -86,29 +107,84 @@ def export_listed(text: str, models_dir: Path) -> list[Path]:
     calibration = os.environ.get("DEPTH_ANYTHING_CALIBRATION")
     written = []
     for spec in specs:
-        cfg = ENCODERS[spec.encoder]
-        if local:
-            checkpoint = Path(local) / cfg.checkpoint_file(spec.metric)
-            if not checkpoint.is_file():
-                source = (f" (official file: https://huggingface.co/"
-                          f"{cfg.checkpoint_repo(spec.metric)})" if cfg.public_weights else "")
-                raise FileNotFoundError(f"{checkpoint} not found: DEPTH_ANYTHING_CHECKPOINTS="
-                                        f"{local} must hold {checkpoint.name}{source}")
-        else:
-            checkpoint = download_checkpoint(spec.encoder, spec.metric, local_hint=LOCAL_HINT)
+        source = _DA3Source(spec, local) if spec.is_da3 else _V2Source(spec, local)
         xml = models_dir / spec.file_name
-        if already_built(xml, sha256_of(checkpoint)):
+        if already_built(xml, source.sha256()):
             print(f"depth_anything_ros: {xml.name} is up to date")
             continue
         if spec.precision == "int8" and not calibration:
             raise ValueError(f"{spec.file_name}: int8 needs DEPTH_ANYTHING_CALIBRATION=DIR")
-        loaded = build_model(spec.encoder, checkpoint,
-                             METRIC_MAX_DEPTH[spec.metric] if spec.metric else None)
         request = ExportRequest(*spec.network_size, precision=spec.precision,
                                 calibration=(Path(calibration),) if calibration else ())
-        written.append(export_model(loaded, request, xml))
+        written.append(export_model(source.load(), request, xml))
         print(f"depth_anything_ros: exported {xml}")
     return written
+
+
+class _V2Source:
+    """A V2 checkpoint: ``DEPTH_ANYTHING_CHECKPOINTS/<official .pth name>`` or downloaded."""
+
+    def __init__(self, spec: ModelSpec, local: str | None) -> None:
+        from depth_anything_ros.export.checkpoint import download_checkpoint
+
+        self.spec = spec
+        cfg = ENCODERS[spec.model]
+        if not local:
+            self.path = download_checkpoint(spec.model, spec.metric, local_hint=LOCAL_HINT)
+            return
+        self.path = Path(local) / cfg.checkpoint_file(spec.metric)
+        if not self.path.is_file():
+            official = (f" (official file: https://huggingface.co/"
+                        f"{cfg.checkpoint_repo(spec.metric)})" if cfg.public_weights else "")
+            raise FileNotFoundError(f"{self.path} not found: DEPTH_ANYTHING_CHECKPOINTS="
+                                    f"{local} must hold {self.path.name}{official}")
+
+    def sha256(self) -> str:
+        from depth_anything_ros.export.checkpoint import sha256_of
+
+        return sha256_of(self.path)
+
+    def load(self) -> "LoadedModel":
+        from depth_anything_ros.export.checkpoint import build_model
+
+        metric = self.spec.metric
+        return build_model(self.spec.model, self.path, METRIC_MAX_DEPTH[metric] if metric else None)
+
+
+class _DA3Source:
+    """A DA3 Hugging Face folder: ``DEPTH_ANYTHING_CHECKPOINTS/<repo name>/`` or downloaded."""
+
+    def __init__(self, spec: ModelSpec, local: str | None) -> None:
+        from depth_anything_ros.export.da3_checkpoint import (CONFIG_FILE, download_da3,
+                                                              WEIGHTS_FILE)
+
+        self.spec = spec
+        self.name: str | None = None
+        repo = DA3_MODELS[spec.model].hf_repo
+        folder_name = repo.rsplit("/", 1)[-1]
+        if not local:
+            self.folder, self.name = download_da3(
+                spec.model, local_hint=f"name that folder {folder_name}, put it inside a folder "
+                "DIR and build again with DEPTH_ANYTHING_CHECKPOINTS=DIR")
+            return
+        self.folder = Path(local) / folder_name
+        if not (self.folder / WEIGHTS_FILE).is_file():
+            raise FileNotFoundError(
+                f"{self.folder / WEIGHTS_FILE} not found: DEPTH_ANYTHING_CHECKPOINTS={local} must "
+                f"hold {self.folder.name}/ with {WEIGHTS_FILE} and {CONFIG_FILE} (official "
+                f"files: https://huggingface.co/{repo})")
+
+    def sha256(self) -> str:
+        from depth_anything_ros.export.checkpoint import sha256_of
+        from depth_anything_ros.export.da3_checkpoint import locate
+
+        return sha256_of(locate(self.folder)[0])
+
+    def load(self) -> "LoadedModel":
+        from depth_anything_ros.export.da3_checkpoint import load_da3
+
+        return load_da3(self.spec.model, self.folder, *self.spec.network_size,
+                        checkpoint_name=self.name)
 
 
 def export_for_install(text: str, models_dir: Path) -> None:

@@ -128,15 +128,18 @@ def _hint(stored: dict[str, tuple[int, ...]], model: DA3Model) -> str:
     return f"; the file looks like {' or '.join(fits)}" if fits else ""
 
 
-def download_da3(model_name: str, repo: str | None = None) -> tuple[Path, str]:
+def download_da3(model_name: str, repo: str | None = None,
+                 local_hint: str = "pass it with --checkpoint DIR") -> tuple[Path, str]:
     """Fetch config.json and model.safetensors of ``repo`` (default: the model's own).
 
     Returns the folder in the Hugging Face cache and the checkpoint name to record.
-    Offline it fails within seconds, saying what to fetch by hand and how to pass it.
+    Offline it fails within seconds, saying what to fetch by hand and, in ``local_hint``,
+    how the route that called it takes a local folder (the export command and the build
+    take it differently).
     """
     repo = repo or DA3_MODELS[model_name].hf_repo
     manual = (f"Download {WEIGHTS_FILE} and {CONFIG_FILE} by hand from "
-              f"https://huggingface.co/{repo} into a folder, then pass it with --checkpoint DIR")
+              f"https://huggingface.co/{repo} into a folder, then {local_hint}")
     config = fetch_from_hub(repo, CONFIG_FILE, manual)
     weights = fetch_from_hub(repo, WEIGHTS_FILE, manual)
     if weights.parent != config.parent:
