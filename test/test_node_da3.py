@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image, PointCloud2
 
+from depth_anything_ros.geometry.colorize import Colorizer
+
 from ros_camera import Camera, pinhole_info, wait_for_outputs
 from ros_harness import Client, cloud_arrays, image_array
 from scenes import scene
@@ -28,8 +30,11 @@ SMALL_K = (140.0, 0.0, 79.5, 0.0, 140.0, 59.5, 0.0, 0.0, 1.0)
 
 
 def cli(tmp_path: Path, ir: Path, bgr: np.ndarray, k: tuple[float, ...],
-        *outputs: str) -> dict[str, np.ndarray]:
-    """Run depth_anything_infer on ``bgr`` with intrinsics ``k``; return the named .npy files."""
+        *outputs: str, extra: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], str]:
+    """Run depth_anything_infer on ``bgr`` with intrinsics ``k``.
+
+    Returns the named .npy files and what it printed.
+    """
     image = tmp_path / "frame.png"
     cv2.imwrite(str(image), bgr)
     paths = {name: tmp_path / f"{name}.npy" for name in outputs}
@@ -39,9 +44,10 @@ def cli(tmp_path: Path, ir: Path, bgr: np.ndarray, k: tuple[float, ...],
                "--cx", str(k[2]), "--cy", str(k[5])]
     for flag, path in zip(args, paths.values()):
         command += [flag, str(path)]
+    command += extra
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    return {name: np.load(path) for name, path in paths.items()}
+    return {name: np.load(path) for name, path in paths.items()}, result.stdout
 
 
 def frame(client: Client, camera: Camera, bgr: np.ndarray, k: tuple[float, ...],
@@ -103,9 +109,20 @@ def test_metric_depth_follows_the_focal_length_and_sky_is_infinite(
     assert np.all(image_array(got["/da3m/depth/colorized"])[sky] == 0)
 
     # The same frame through the CLI with the same intrinsics: the same image.
-    expected = cli(tmp_path, da3_metric_ir, bgr, GOLDEN_K, "depth")["depth"]
+    colour_png = tmp_path / "colour.png"
+    expected, printed = cli(tmp_path, da3_metric_ir, bgr, GOLDEN_K, "depth",
+                            extra=("--output", str(colour_png)))
+    expected = expected["depth"]
     np.testing.assert_array_equal(np.isposinf(expected), sky)
     np.testing.assert_allclose(depth[~sky], expected[~sky], rtol=1e-4)
+    # The CLI's colour range is the 2nd-98th percentile of the ground alone: the value the
+    # network leaves under the sky means nothing (here it would move the range by ~7 %).
+    low, high = np.percentile(expected[~sky], [2, 98])
+    line = next(t for t in printed.splitlines() if t.startswith("colour range"))
+    shown = [float(v) for v in line.split("[")[1].split("]")[0].split(",")]
+    np.testing.assert_allclose(shown, [low, high], rtol=1e-3)
+    np.testing.assert_array_equal(cv2.imread(str(colour_png)),
+                                  Colorizer("turbo", low, high)(expected))
 
     doubled = tuple(v * 2 if i in (0, 4) else v for i, v in enumerate(GOLDEN_K))
     again = image_array(frame(client, camera, bgr, doubled, METRIC_TOPICS)["/da3m/depth/image"])
@@ -128,7 +145,7 @@ def test_small_publishes_its_confidence_and_the_cloud_drops_the_least_confident(
     got = frame(client, camera, bgr, SMALL_K, SMALL_TOPICS)
     confidence = image_array(got["/da3s/depth/confidence"])
     assert confidence.shape == (120, 160) and confidence.min() > 1.0  # exp + 1
-    expected = cli(tmp_path, da3_small_ir, bgr, SMALL_K, "confidence")["confidence"]
+    expected = cli(tmp_path, da3_small_ir, bgr, SMALL_K, "confidence")[0]["confidence"]
     np.testing.assert_allclose(confidence, expected, rtol=1e-5)
     full, _ = cloud_arrays(got["/da3s/depth/points"])
     finite = np.isfinite(full[..., 2])

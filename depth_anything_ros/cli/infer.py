@@ -159,14 +159,21 @@ def run(args: argparse.Namespace) -> int:
     raw = net.raw
     kind = "metres" if engine.metadata.is_metric else engine.metadata.depth_meaning.replace(
         "_", " ")
-    print(f"{args.image.name}: {width}x{height}, {kind} in "
-          f"[{np.nanmin(raw):.3f}, {np.nanmax(raw):.3f}]")
+    # The network's value under the sky means nothing (the output is +Inf there), so the
+    # printed range and the colour range leave the sky out.
+    sky = net.sky if net.sky is not None and p.sky_mask else np.zeros(raw.shape, bool)
+    ground = raw[~sky & np.isfinite(raw)]
+    span = f"in [{ground.min():.3f}, {ground.max():.3f}]" if ground.size else "nowhere finite"
+    print(f"{args.image.name}: {width}x{height}, {kind} {span}"
+          + (f", {sky.mean():.1%} sky" if sky.any() else ""))
     if args.output and (engine.metadata.is_metric or reference is not None):
         # Before the fit only the reference is in metres, so it sets the range then.
-        metres = raw if reference is None else reference[np.isfinite(reference)]
+        metres = ground if reference is None else reference[np.isfinite(reference)]
         low, high = args.range or np.percentile(metres, [2, 98])
-        p = dataclasses.replace(p, colorize_min_depth=float(low),
-                                colorize_max_depth=max(float(high), float(low) + 1e-3))
+        high = max(float(high), float(low) + 1e-3)
+        print(f"colour range [{low:.4f}, {high:.4f}] m" + (
+            "" if args.range else " (2nd to 98th percentile; --range MIN MAX fixes it)"))
+        p = dataclasses.replace(p, colorize_min_depth=float(low), colorize_max_depth=high)
     out = pipeline.finish(net, 0, p, Wanted(
         depth=reference is not None or bool(args.depth_npy), points=bool(args.ply),
         colorized=bool(args.output), relative=False, camera_info=False,
