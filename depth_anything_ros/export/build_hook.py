@@ -121,7 +121,18 @@ def export_listed(text: str, models_dir: Path) -> list[Path]:
     return written
 
 
-class _V2Source:
+class _Source:
+    """Where one listed model's checkpoint is; ``checkpoint`` is the file that names the build."""
+
+    checkpoint: Path
+
+    def sha256(self) -> str:
+        from depth_anything_ros.export.checkpoint import sha256_of
+
+        return sha256_of(self.checkpoint)
+
+
+class _V2Source(_Source):
     """A V2 checkpoint: ``DEPTH_ANYTHING_CHECKPOINTS/<official .pth name>`` or downloaded."""
 
     def __init__(self, spec: ModelSpec, local: str | None) -> None:
@@ -130,28 +141,24 @@ class _V2Source:
         self.spec = spec
         cfg = ENCODERS[spec.model]
         if not local:
-            self.path = download_checkpoint(spec.model, spec.metric, local_hint=LOCAL_HINT)
+            self.checkpoint = download_checkpoint(spec.model, spec.metric, local_hint=LOCAL_HINT)
             return
-        self.path = Path(local) / cfg.checkpoint_file(spec.metric)
-        if not self.path.is_file():
+        self.checkpoint = Path(local) / cfg.checkpoint_file(spec.metric)
+        if not self.checkpoint.is_file():
             official = (f" (official file: https://huggingface.co/"
                         f"{cfg.checkpoint_repo(spec.metric)})" if cfg.public_weights else "")
-            raise FileNotFoundError(f"{self.path} not found: DEPTH_ANYTHING_CHECKPOINTS="
-                                    f"{local} must hold {self.path.name}{official}")
-
-    def sha256(self) -> str:
-        from depth_anything_ros.export.checkpoint import sha256_of
-
-        return sha256_of(self.path)
+            raise FileNotFoundError(f"{self.checkpoint} not found: DEPTH_ANYTHING_CHECKPOINTS="
+                                    f"{local} must hold {self.checkpoint.name}{official}")
 
     def load(self) -> "LoadedModel":
         from depth_anything_ros.export.checkpoint import build_model
 
         metric = self.spec.metric
-        return build_model(self.spec.model, self.path, METRIC_MAX_DEPTH[metric] if metric else None)
+        return build_model(self.spec.model, self.checkpoint,
+                           METRIC_MAX_DEPTH[metric] if metric else None)
 
 
-class _DA3Source:
+class _DA3Source(_Source):
     """A DA3 Hugging Face folder: ``DEPTH_ANYTHING_CHECKPOINTS/<repo name>/`` or downloaded."""
 
     def __init__(self, spec: ModelSpec, local: str | None) -> None:
@@ -162,23 +169,18 @@ class _DA3Source:
         self.name: str | None = None
         repo = DA3_MODELS[spec.model].hf_repo
         folder_name = repo.rsplit("/", 1)[-1]
-        if not local:
+        if local:
+            self.folder = Path(local) / folder_name
+            if not (self.folder / WEIGHTS_FILE).is_file():
+                raise FileNotFoundError(
+                    f"{self.folder / WEIGHTS_FILE} not found: DEPTH_ANYTHING_CHECKPOINTS={local} "
+                    f"must hold {folder_name}/ with {WEIGHTS_FILE} and {CONFIG_FILE} (official "
+                    f"files: https://huggingface.co/{repo})")
+        else:
             self.folder, self.name = download_da3(
                 spec.model, local_hint=f"name that folder {folder_name}, put it inside a folder "
                 "DIR and build again with DEPTH_ANYTHING_CHECKPOINTS=DIR")
-            return
-        self.folder = Path(local) / folder_name
-        if not (self.folder / WEIGHTS_FILE).is_file():
-            raise FileNotFoundError(
-                f"{self.folder / WEIGHTS_FILE} not found: DEPTH_ANYTHING_CHECKPOINTS={local} must "
-                f"hold {self.folder.name}/ with {WEIGHTS_FILE} and {CONFIG_FILE} (official "
-                f"files: https://huggingface.co/{repo})")
-
-    def sha256(self) -> str:
-        from depth_anything_ros.export.checkpoint import sha256_of
-        from depth_anything_ros.export.da3_checkpoint import locate
-
-        return sha256_of(locate(self.folder)[0])
+        self.checkpoint = self.folder / WEIGHTS_FILE
 
     def load(self) -> "LoadedModel":
         from depth_anything_ros.export.da3_checkpoint import load_da3
